@@ -1,0 +1,307 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redsync/redsync/v4"
+)
+
+// Queue is the reliable queue the scheduler drains (implemented by
+// queue.Redis). Pop moves requests in flight under a lease; nothing leaves
+// the queue's books before Ack, which runs after the decision is committed.
+type Queue interface {
+	Pop(ctx context.Context, n int, lease time.Duration) ([]Request, error)
+	Ack(ctx context.Context, ds []Decision) error
+	Requeue(ctx context.Context, ids []int64) (int, error)
+	Inflight(ctx context.Context, expiredOnly bool) ([]Request, error)
+}
+
+// Decider records decisions durably (implemented by *Store).
+type Decider interface {
+	DecideBatch(ctx context.Context, reqs []Request) ([]Decision, error)
+	Decisions(ctx context.Context, ids []int64) ([]Decision, error)
+}
+
+// SchedulerConfig tunes a Scheduler. Zero values take the defaults.
+type SchedulerConfig struct {
+	BatchSize      int           // requests per transaction (500)
+	Lease          time.Duration // in-flight lease (10s)
+	LockTTL        time.Duration // redsync lock expiry (3s); extended every TTL/3
+	Idle           time.Duration // pause when the queue is empty (5ms)
+	RecoverEvery   time.Duration // expired-lease scan period (1s)
+	ReconcileEvery time.Duration // seat hint reconciliation period (10s)
+	// Reconcile, when set, runs on taking leadership and every ReconcileEvery.
+	Reconcile func(ctx context.Context) error
+	// Observe, when set, is told about every decided batch.
+	Observe func(ds []Decision, took time.Duration)
+	// AfterCommit, when set, runs between the commit of a batch and its ack
+	// (fault tests use it to stop a process in exactly that gap).
+	AfterCommit func(ds []Decision)
+	Logger      *slog.Logger
+}
+
+// Scheduler drains the queue. Many may run (one per api instance); a redsync
+// lock elects one drainer at a time. The lock only saves wasted work: MariaDB
+// row locks and the request-id key keep decisions correct even if two drain.
+//
+// Leadership follows a trust window: the leader trusts its lock until
+// start+TTL-margin and extends it every TTL/3; if an extension fails or the
+// window passes, it cancels its drain context and steps down.
+type Scheduler struct {
+	q    Queue
+	d    Decider
+	rs   *redsync.Redsync
+	name string
+	cfg  SchedulerConfig
+	log  *slog.Logger
+
+	leader   atomic.Bool
+	decided  atomic.Int64
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// NewScheduler returns a scheduler draining q into d, elected through the
+// redsync mutex named lockName.
+func NewScheduler(q Queue, d Decider, rs *redsync.Redsync, lockName string, cfg SchedulerConfig) *Scheduler {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 10 * time.Second
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = 3 * time.Second
+	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = 5 * time.Millisecond
+	}
+	if cfg.RecoverEvery <= 0 {
+		cfg.RecoverEvery = time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Scheduler{q: q, d: d, rs: rs, name: lockName, cfg: cfg, log: log,
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// IsLeader reports whether this scheduler currently drains.
+func (s *Scheduler) IsLeader() bool { return s.leader.Load() }
+
+// Decided returns how many decisions this scheduler has recorded.
+func (s *Scheduler) Decided() int64 { return s.decided.Load() }
+
+// Start runs the scheduler until ctx ends or Stop is called. It returns nil
+// on a clean stop.
+func (s *Scheduler) Start(ctx context.Context) error {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for ctx.Err() == nil {
+		m := s.rs.NewMutex(s.name, redsync.WithExpiry(s.cfg.LockTTL), redsync.WithTries(1))
+		if err := m.TryLockContext(ctx); err != nil {
+			sleep(ctx, s.cfg.LockTTL/6)
+			continue
+		}
+		s.lead(ctx, m)
+	}
+	return nil
+}
+
+// Stop asks the scheduler to finish its current batch and return; it waits
+// for Start to return. Safe to call more than once, and before Start.
+func (s *Scheduler) Stop() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+func (s *Scheduler) lead(ctx context.Context, m *redsync.Mutex) {
+	margin := s.cfg.LockTTL / 3
+	var trustedUntil atomic.Int64
+	trustedUntil.Store(time.Now().Add(s.cfg.LockTTL - margin).UnixNano())
+	leadCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.leader.Store(true)
+	defer s.leader.Store(false)
+	s.log.Info("scheduler: took the drain lock")
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-leadCtx.Done():
+				return
+			case <-t.C:
+				start := time.Now()
+				ok, err := m.ExtendContext(leadCtx)
+				if err != nil || !ok {
+					s.log.Warn("scheduler: lost the drain lock", "err", err)
+					cancel()
+					return
+				}
+				trustedUntil.Store(start.Add(s.cfg.LockTTL - margin).UnixNano())
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer ucancel()
+		_, _ = m.UnlockContext(uctx)
+		s.log.Info("scheduler: released the drain lock")
+	}()
+
+	// Whatever is in flight now belongs to a previous leader: settle it
+	// first, so the oldest tickets are decided first (fairness).
+	if err := s.recoverInflight(ctx, false); err != nil {
+		s.log.Error("scheduler: recover in-flight requests", "err", err)
+		return
+	}
+	if s.cfg.Reconcile != nil {
+		if err := s.cfg.Reconcile(leadCtx); err != nil {
+			s.log.Error("scheduler: reconcile seat hints", "err", err)
+		}
+	}
+	lastRecover, lastReconcile := time.Now(), time.Now()
+	for leadCtx.Err() == nil {
+		if time.Now().UnixNano() > trustedUntil.Load() {
+			s.log.Warn("scheduler: trust window passed; stepping down")
+			return
+		}
+		if time.Since(lastRecover) > s.cfg.RecoverEvery {
+			lastRecover = time.Now()
+			if err := s.recoverInflight(leadCtx, true); err != nil {
+				s.log.Error("scheduler: recover expired leases", "err", err)
+			}
+		}
+		if s.cfg.Reconcile != nil && time.Since(lastReconcile) > s.cfg.ReconcileEvery {
+			lastReconcile = time.Now()
+			if err := s.cfg.Reconcile(leadCtx); err != nil {
+				s.log.Error("scheduler: reconcile seat hints", "err", err)
+			}
+		}
+		n, err := s.drainOnce(leadCtx, ctx)
+		if err != nil {
+			if leadCtx.Err() == nil {
+				s.log.Error("scheduler: drain batch", "err", err)
+				sleep(leadCtx, 100*time.Millisecond)
+			}
+			continue
+		}
+		if n == 0 {
+			sleep(leadCtx, s.cfg.Idle)
+		}
+	}
+}
+
+// DrainOnce pops, decides and acks one batch without taking the lock. It is
+// meant for benchmarks and tools; the scheduler calls it under the lock.
+func (s *Scheduler) DrainOnce(ctx context.Context) (int, error) { return s.drainOnce(ctx, ctx) }
+
+func (s *Scheduler) drainOnce(leadCtx, ackCtx context.Context) (int, error) {
+	reqs, err := s.q.Pop(leadCtx, s.cfg.BatchSize, s.cfg.Lease)
+	if err != nil || len(reqs) == 0 {
+		return 0, err
+	}
+	start := time.Now()
+	ds, err := s.d.DecideBatch(leadCtx, reqs)
+	if err != nil {
+		// Committed or not, recovery sorts it out: decided requests are
+		// acked, the rest go back to the line at their own tickets.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ackCtx), 10*time.Second)
+		defer cancel()
+		if rerr := s.settle(rctx, reqs); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+		return 0, err
+	}
+	if s.cfg.AfterCommit != nil {
+		s.cfg.AfterCommit(ds)
+	}
+	// The decision is durable; ack even if leadership was just lost.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ackCtx), 10*time.Second)
+	defer cancel()
+	if err := s.q.Ack(actx, ds); err != nil {
+		return 0, fmt.Errorf("ack batch (recovery will retry): %w", err)
+	}
+	s.decided.Add(int64(len(ds)))
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(ds, time.Since(start))
+	}
+	return len(ds), nil
+}
+
+func (s *Scheduler) recoverInflight(ctx context.Context, expiredOnly bool) error {
+	reqs, err := s.q.Inflight(ctx, expiredOnly)
+	if err != nil || len(reqs) == 0 {
+		return err
+	}
+	s.log.Info("scheduler: recovering in-flight requests", "count", len(reqs), "expired_only", expiredOnly)
+	return s.settle(ctx, reqs)
+}
+
+// settle acks the requests among reqs that MariaDB has a decision for and
+// puts the others back in the line at their original tickets.
+func (s *Scheduler) settle(ctx context.Context, reqs []Request) error {
+	ids := make([]int64, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	ds, err := s.d.Decisions(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	decided := make(map[int64]bool, len(ds))
+	for _, d := range ds {
+		decided[d.RequestID] = true
+	}
+	if err := s.q.Ack(ctx, ds); err != nil {
+		return fmt.Errorf("settle: ack decided: %w", err)
+	}
+	var back []int64
+	for _, id := range ids {
+		if !decided[id] {
+			back = append(back, id)
+		}
+	}
+	if _, err := s.q.Requeue(ctx, back); err != nil {
+		return fmt.Errorf("settle: requeue: %w", err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

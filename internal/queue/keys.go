@@ -1,0 +1,61 @@
+package queue
+
+import "strconv"
+
+// Keys names every Redis key of one term's queue. All of them share the hash
+// tag {eq:<term>} so one script only touches one Redis Cluster slot.
+type Keys struct {
+	tag string
+}
+
+// KeysFor returns the key names of term's queue.
+func KeysFor(term string) Keys { return Keys{tag: "eq:{" + term + "}:"} }
+
+// Open is "1" while the registration window is open.
+func (k Keys) Open() string { return k.tag + "open" }
+
+// Seq is the ticket counter.
+func (k Keys) Seq() string { return k.tag + "seq" }
+
+// Waiting holds requests not yet popped, scored by ticket.
+func (k Keys) Waiting() string { return k.tag + "waiting" }
+
+// Inflight holds popped, undecided requests scored by lease deadline (ms).
+func (k Keys) Inflight() string { return k.tag + "inflight" }
+
+// Pending holds every undecided request (waiting or in flight) by ticket.
+func (k Keys) Pending() string { return k.tag + "pending" }
+
+// Done holds tickets that left the queue at or above the head.
+func (k Keys) Done() string { return k.tag + "done" }
+
+// Req maps request id to its record.
+func (k Keys) Req() string { return k.tag + "req" }
+
+// Dup maps "student:course" to the pending request id.
+func (k Keys) Dup() string { return k.tag + "dup" }
+
+// Seats maps course id to the free-seat hint.
+func (k Keys) Seats() string { return k.tag + "seats" }
+
+// PCount maps course id to its number of pending requests.
+func (k Keys) PCount() string { return k.tag + "pcount" }
+
+// Stats holds counters (admitted, sold_out, decided, decided_<status>).
+func (k Keys) Stats() string { return k.tag + "stats" }
+
+// Enrolled is the set of courses a student is enrolled in (a hint).
+func (k Keys) Enrolled(student int64) string {
+	return k.tag + "enr:" + strconv.FormatInt(student, 10)
+}
+
+// RateLimit counts a student's admission attempts in the current window.
+func (k Keys) RateLimit(student int64) string {
+	return k.tag + "rl:" + strconv.FormatInt(student, 10)
+}
+
+// Lock is the redsync mutex name electing the drainer.
+func (k Keys) Lock() string { return k.tag + "drainer" }
+
+// Events is the Pub/Sub channel carrying decision results.
+func (k Keys) Events() string { return k.tag + "events" }

@@ -1,0 +1,25 @@
+-- pop.lua: reliable pop. Moves up to N of the lowest tickets from waiting into
+-- the in-flight set with a lease deadline; nothing is removed from the queue's
+-- books (req, pending) until ack.lua runs after the decision is committed.
+--
+-- KEYS[1] waiting  zset  request id -> ticket
+-- KEYS[2] inflight zset  request id -> lease deadline (ms, Redis clock)
+-- KEYS[3] req      hash  request id -> "student:course:admitted_ms:flag"
+-- ARGV[1] batch size, ARGV[2] lease in ms
+--
+-- Returns a flat array {id1, record1, id2, record2, ...}; record is false when
+-- the request's record is missing (then the caller acks it as unknown).
+local items = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+if #items == 0 then
+  return {}
+end
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+local out = {}
+for i = 1, #items, 2 do
+  local id = items[i]
+  redis.call('ZADD', KEYS[2], deadline, id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[3], id)
+end
+return out

@@ -1,0 +1,449 @@
+package queue
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/enrollq/enrollq/internal/enroll"
+)
+
+//go:embed lua/*.lua
+var luaFS embed.FS
+
+func script(name string) *redis.Script {
+	b, err := luaFS.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		panic(fmt.Sprintf("queue: missing script %s: %v", name, err))
+	}
+	return redis.NewScript(string(b))
+}
+
+var (
+	admitScript     = script("admit")
+	popScript       = script("pop")
+	ackScript       = script("ack")
+	requeueScript   = script("requeue")
+	cancelScript    = script("cancel")
+	watermarkScript = script("watermark")
+	reconcileScript = script("reconcile")
+)
+
+// Redis is one term's queue in Redis.
+type Redis struct {
+	rdb  redis.UniversalClient
+	keys Keys
+	// RateLimit is the number of admission attempts a student may make per
+	// RateWindow (0 turns the limit off).
+	RateLimit  int
+	RateWindow time.Duration
+}
+
+var _ enroll.Queue = (*Redis)(nil)
+
+// New returns the queue of term on rdb.
+func New(rdb redis.UniversalClient, term string) *Redis {
+	return &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
+}
+
+// Keys returns the key names used by the queue.
+func (q *Redis) Keys() Keys { return q.keys }
+
+// Client returns the Redis client.
+func (q *Redis) Client() redis.UniversalClient { return q.rdb }
+
+// Admission is the result of a successful admission.
+type Admission struct {
+	RequestID int64
+	Ticket    int64
+	Ahead     int64 // undecided requests with a lower ticket
+}
+
+// Admit admits a request of student for course, in one Redis round trip.
+// Errors: enroll.ErrWindowClosed, *enroll.RateLimitError,
+// *enroll.AlreadyQueuedError, enroll.ErrAlreadyEnrolled,
+// enroll.ErrUnknownCourse (no seat hint: check MariaDB), enroll.ErrSoldOut.
+func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, error) {
+	k := q.keys
+	res, err := admitScript.Run(ctx, q.rdb,
+		[]string{k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(),
+			k.Enrolled(student), k.RateLimit(student), k.Stats()},
+		student, course, q.RateLimit, q.RateWindow.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, err)
+	}
+	switch res[0] {
+	case 1:
+		return Admission{RequestID: res[1], Ticket: res[1], Ahead: res[2]}, nil
+	case -1:
+		return Admission{}, enroll.ErrWindowClosed
+	case -2:
+		return Admission{}, &enroll.RateLimitError{RetryAfter: time.Duration(max(res[1], 1)) * time.Millisecond}
+	case -3:
+		return Admission{}, &enroll.AlreadyQueuedError{RequestID: res[1]}
+	case -4:
+		return Admission{}, enroll.ErrAlreadyEnrolled
+	case -5:
+		return Admission{}, enroll.ErrUnknownCourse
+	case -6:
+		return Admission{}, enroll.ErrSoldOut
+	}
+	return Admission{}, fmt.Errorf("admit: unexpected script result %v", res)
+}
+
+// record is the stored form of a request: "student:course:admitted_ms:flag".
+func parseRecord(id int64, rec string) (enroll.Request, error) {
+	parts := strings.SplitN(rec, ":", 4)
+	if len(parts) != 4 {
+		return enroll.Request{}, fmt.Errorf("request %d: bad record %q", id, rec)
+	}
+	st, err1 := strconv.ParseInt(parts[0], 10, 64)
+	co, err2 := strconv.ParseInt(parts[1], 10, 64)
+	ms, err3 := strconv.ParseInt(parts[2], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return enroll.Request{}, fmt.Errorf("request %d: bad record %q: %w", id, rec, err)
+	}
+	return enroll.Request{ID: id, Ticket: id, StudentID: st, CourseID: co,
+		AdmittedAt: time.UnixMilli(ms).UTC(), Cancelled: parts[3] == "C"}, nil
+}
+
+// Pop moves up to n of the oldest waiting requests in flight with a lease and
+// returns them in ticket order.
+func (q *Redis) Pop(ctx context.Context, n int, lease time.Duration) ([]enroll.Request, error) {
+	k := q.keys
+	res, err := popScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req()}, n, lease.Milliseconds()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("pop %d: %w", n, err)
+	}
+	out := make([]enroll.Request, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		id, err := strconv.ParseInt(fmt.Sprint(res[i]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("pop: bad id %v", res[i])
+		}
+		rec, ok := res[i+1].(string)
+		if !ok {
+			// No record: acked meanwhile by another decider. Drop the lease.
+			q.rdb.ZRem(ctx, k.Inflight(), id)
+			continue
+		}
+		r, err := parseRecord(id, rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ResultEvent is published on the events channel for every decision.
+type ResultEvent struct {
+	RequestID int64  `json:"request_id"`
+	StudentID int64  `json:"student_id"`
+	CourseID  int64  `json:"course_id"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Ack removes decided requests from the queue, corrects the seat hints and
+// publishes one event message carrying every result. It is idempotent.
+func (q *Redis) Ack(ctx context.Context, ds []enroll.Decision) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	k := q.keys
+	keys := []string{k.Inflight(), k.Waiting(), k.Pending(), k.Done(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats()}
+	args := make([]any, 0, 2+4*len(ds))
+	evs := make([]ResultEvent, len(ds))
+	for i, d := range ds {
+		keys = append(keys, k.Enrolled(d.StudentID))
+		evs[i] = ResultEvent{RequestID: d.RequestID, StudentID: d.StudentID, CourseID: d.CourseID, Status: string(d.Status), Reason: string(d.Reason)}
+	}
+	payload, err := json.Marshal(evs)
+	if err != nil {
+		return fmt.Errorf("ack: encode events: %w", err)
+	}
+	args = append(args, k.Events(), string(payload))
+	for _, d := range ds {
+		args = append(args, d.RequestID, string(d.Status), d.StudentID, d.CourseID)
+	}
+	if err := ackScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("ack %d decisions: %w", len(ds), err)
+	}
+	return nil
+}
+
+// Requeue puts in-flight requests back in waiting at their original tickets.
+func (q *Redis) Requeue(ctx context.Context, ids []int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	n, err := requeueScript.Run(ctx, q.rdb, []string{q.keys.Inflight(), q.keys.Waiting()}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("requeue %d: %w", len(ids), err)
+	}
+	return n, nil
+}
+
+// Inflight returns the in-flight requests, all of them or only those whose
+// lease ended before now (by Redis' clock).
+func (q *Redis) Inflight(ctx context.Context, expiredOnly bool) ([]enroll.Request, error) {
+	max := "+inf"
+	if expiredOnly {
+		t, err := q.rdb.Time(ctx).Result()
+		if err != nil {
+			return nil, fmt.Errorf("inflight: redis time: %w", err)
+		}
+		max = "(" + strconv.FormatInt(t.UnixMilli(), 10)
+	}
+	ids, err := q.rdb.ZRangeByScore(ctx, q.keys.Inflight(), &redis.ZRangeBy{Min: "-inf", Max: max, Count: 10000}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("inflight: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	recs, err := q.rdb.HMGet(ctx, q.keys.Req(), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("inflight records: %w", err)
+	}
+	out := make([]enroll.Request, 0, len(ids))
+	for i, s := range ids {
+		id, _ := strconv.ParseInt(s, 10, 64)
+		rec, ok := recs[i].(string)
+		if !ok {
+			q.rdb.ZRem(ctx, q.keys.Inflight(), s)
+			continue
+		}
+		r, err := parseRecord(id, rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Cancel takes a waiting request out of the line on behalf of student. The
+// returned request is flagged cancelled and in flight: the caller records the
+// decision in MariaDB and then acks it.
+// Errors: enroll.ErrNotFound, enroll.ErrForbidden, enroll.ErrTooLate.
+func (q *Redis) Cancel(ctx context.Context, id, student int64, lease time.Duration) (enroll.Request, error) {
+	k := q.keys
+	res, err := cancelScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req()}, id, student, lease.Milliseconds()).Slice()
+	if err != nil {
+		return enroll.Request{}, fmt.Errorf("cancel request %d: %w", id, err)
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case 1:
+		return parseRecord(id, res[1].(string))
+	case -1:
+		return enroll.Request{}, enroll.ErrNotFound
+	case -2:
+		return enroll.Request{}, enroll.ErrForbidden
+	case -3:
+		return enroll.Request{}, enroll.ErrTooLate
+	}
+	return enroll.Request{}, fmt.Errorf("cancel: unexpected script result %v", res)
+}
+
+// Lookup returns a pending request and the number of undecided requests ahead
+// of it, or enroll.ErrNotFound when the request is not pending.
+func (q *Redis) Lookup(ctx context.Context, id int64) (enroll.Request, int64, error) {
+	pipe := q.rdb.Pipeline()
+	rec := pipe.HGet(ctx, q.keys.Req(), strconv.FormatInt(id, 10))
+	ahead := pipe.ZCount(ctx, q.keys.Pending(), "-inf", "("+strconv.FormatInt(id, 10))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return enroll.Request{}, 0, fmt.Errorf("lookup request %d: %w", id, err)
+	}
+	if errors.Is(rec.Err(), redis.Nil) {
+		return enroll.Request{}, 0, enroll.ErrNotFound
+	}
+	r, err := parseRecord(id, rec.Val())
+	if err != nil {
+		return enroll.Request{}, 0, err
+	}
+	return r, ahead.Val(), nil
+}
+
+// Watermark is one tick's view of the line for position watchers.
+type Watermark struct {
+	Head    int64   // lowest undecided ticket (Last+1 when none)
+	Last    int64   // highest ticket handed out
+	Decided int64   // decisions acked so far (for the drain rate)
+	Done    []int64 // tickets >= Head that already left the line, ascending
+}
+
+// Ahead returns the number of undecided requests with a ticket lower than t,
+// for a ticket t that is itself undecided.
+func (w Watermark) Ahead(t int64) int64 {
+	if t <= w.Head {
+		return 0
+	}
+	// count done tickets in [Head, t)
+	lo, hi := 0, len(w.Done)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if w.Done[m] < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return t - w.Head - int64(lo)
+}
+
+// ReadWatermark reads the watermark in one round trip.
+func (q *Redis) ReadWatermark(ctx context.Context, maxDone int) (Watermark, error) {
+	k := q.keys
+	res, err := watermarkScript.Run(ctx, q.rdb, []string{k.Pending(), k.Done(), k.Seq(), k.Stats()}, maxDone).Slice()
+	if err != nil {
+		return Watermark{}, fmt.Errorf("read watermark: %w", err)
+	}
+	w := Watermark{Head: res[0].(int64), Last: res[1].(int64), Decided: res[2].(int64)}
+	done, _ := res[3].([]any)
+	w.Done = make([]int64, 0, len(done))
+	for _, d := range done {
+		v, _ := strconv.ParseInt(fmt.Sprint(d), 10, 64)
+		w.Done = append(w.Done, v)
+	}
+	return w, nil
+}
+
+// Reconcile resets the seat hints from MariaDB's counts and makes sure the
+// ticket counter is above every recorded request id.
+func (q *Redis) Reconcile(ctx context.Context, seats []enroll.SeatCount, maxID int64) error {
+	k := q.keys
+	for len(seats) > 0 {
+		n := min(len(seats), 1000)
+		args := make([]any, 0, 2*n)
+		for _, s := range seats[:n] {
+			if s.Open {
+				args = append(args, s.ID, s.Capacity-s.Enrolled)
+			} else {
+				args = append(args, s.ID, "x")
+			}
+		}
+		if err := reconcileScript.Run(ctx, q.rdb, []string{k.Seats(), k.PCount()}, args...).Err(); err != nil {
+			return fmt.Errorf("reconcile seat hints: %w", err)
+		}
+		seats = seats[n:]
+	}
+	cur, err := q.rdb.Get(ctx, k.Seq()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reconcile: read ticket counter: %w", err)
+	}
+	if cur < maxID {
+		if err := q.rdb.Set(ctx, k.Seq(), maxID, 0).Err(); err != nil {
+			return fmt.Errorf("reconcile: raise ticket counter: %w", err)
+		}
+	}
+	return nil
+}
+
+// SetEnrolledHint replaces the hint set of a student's enrollments.
+func (q *Redis) SetEnrolledHint(ctx context.Context, student int64, courses []int64) error {
+	k := q.keys.Enrolled(student)
+	pipe := q.rdb.TxPipeline()
+	pipe.Del(ctx, k)
+	if len(courses) > 0 {
+		m := make([]any, len(courses))
+		for i, c := range courses {
+			m[i] = c
+		}
+		pipe.SAdd(ctx, k, m...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("set enrolled hint of student %d: %w", student, err)
+	}
+	return nil
+}
+
+// Dropped updates the hints after a committed drop: one more free seat and
+// the course no longer in the student's set.
+func (q *Redis) Dropped(ctx context.Context, student, course int64) error {
+	pipe := q.rdb.TxPipeline()
+	pipe.SRem(ctx, q.keys.Enrolled(student), course)
+	pipe.HIncrBy(ctx, q.keys.Seats(), strconv.FormatInt(course, 10), 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("drop hint student %d course %d: %w", student, course, err)
+	}
+	return nil
+}
+
+// SetOpen opens or closes the registration window flag.
+func (q *Redis) SetOpen(ctx context.Context, open bool) error {
+	var err error
+	if open {
+		err = q.rdb.Set(ctx, q.keys.Open(), "1", 0).Err()
+	} else {
+		err = q.rdb.Del(ctx, q.keys.Open()).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("set window open=%v: %w", open, err)
+	}
+	return nil
+}
+
+// IsOpen reports the window flag.
+func (q *Redis) IsOpen(ctx context.Context) (bool, error) {
+	v, err := q.rdb.Get(ctx, q.keys.Open()).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read window flag: %w", err)
+	}
+	return v == "1", nil
+}
+
+// Stats are the queue's counters and sizes.
+type Stats struct {
+	Waiting  int64            `json:"waiting"`
+	Inflight int64            `json:"inflight"`
+	Pending  int64            `json:"pending"`
+	Counters map[string]int64 `json:"counters"`
+}
+
+// Stats reads the queue's sizes and counters.
+func (q *Redis) Stats(ctx context.Context) (Stats, error) {
+	pipe := q.rdb.Pipeline()
+	w := pipe.ZCard(ctx, q.keys.Waiting())
+	f := pipe.ZCard(ctx, q.keys.Inflight())
+	p := pipe.ZCard(ctx, q.keys.Pending())
+	c := pipe.HGetAll(ctx, q.keys.Stats())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Stats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	st := Stats{Waiting: w.Val(), Inflight: f.Val(), Pending: p.Val(), Counters: map[string]int64{}}
+	for k, v := range c.Val() {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		st.Counters[k] = n
+	}
+	return st, nil
+}
+
+// SeatHint returns the free-seat hint of a course and whether it has one.
+func (q *Redis) SeatHint(ctx context.Context, course int64) (int64, bool, error) {
+	v, err := q.rdb.HGet(ctx, q.keys.Seats(), strconv.FormatInt(course, 10)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("seat hint %d: %w", course, err)
+	}
+	return v, true, nil
+}
