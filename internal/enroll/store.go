@@ -409,6 +409,10 @@ func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (err er
 	if _, err := tx.ExecContext(ctx, qFree, courseID); err != nil {
 		return fmt.Errorf("drop: free seat: %w", store.Interpret(err))
 	}
+	const qLog = `INSERT INTO enrollment_drops (student_id, course_id, dropped_at) VALUES (?, ?, ?)`
+	if _, err := tx.ExecContext(ctx, qLog, studentID, courseID, s.now()); err != nil {
+		return fmt.Errorf("drop: log: %w", store.Interpret(err))
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("drop: commit: %w", store.Interpret(err))
 	}

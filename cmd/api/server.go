@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/enrollq/enrollq/internal/app"
+	"github.com/enrollq/enrollq/internal/auth"
+)
+
+// server holds the HTTP adapter's dependencies.
+type server struct {
+	svc     *app.Service
+	signer  *auth.Signer
+	metrics *metrics
+	reg     *prometheus.Registry
+	ready   func(ctx context.Context) map[string]any // readiness report; ok=false → 503
+	wsURL   string
+	webDir  string
+	extra   []func(api *gin.RouterGroup, s *server) // further routes (search, admin, web)
+}
+
+const claimsKey = "claims"
+
+func (s *server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery(), s.metrics.middleware())
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { abort(c, errNotFound) })
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
+
+	api := r.Group("/api/v1")
+	api.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiJSON) })
+	api.POST("/auth/login", s.login)
+	api.POST("/admin/login", s.adminLogin)
+
+	st := api.Group("", s.requireStudent)
+	st.POST("/enrollments", s.enroll)
+	st.GET("/requests/:id", s.getRequest)
+	st.DELETE("/requests/:id", s.cancelRequest)
+	st.DELETE("/enrollments/:course_id", s.drop)
+	st.POST("/auth/ws-token", s.wsToken)
+
+	ad := api.Group("/admin", s.requireAdmin)
+	ad.POST("/window", s.setWindow)
+	ad.GET("/window", s.getWindow)
+
+	for _, f := range s.extra {
+		f(api, s)
+	}
+	if s.webDir != "" {
+		r.StaticFile("/", s.webDir+"/index.html")
+		r.Static("/web", s.webDir)
+	}
+	return r
+}
+
+func bearer(c *gin.Context) string {
+	h := c.GetHeader("Authorization")
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(tok)
+	}
+	return ""
+}
+
+func (s *server) requireKind(kind string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok := bearer(c)
+		if tok == "" {
+			abort(c, errUnauthorized)
+			return
+		}
+		cl, err := s.signer.Verify(tok, kind)
+		if errors.Is(err, auth.ErrWrongKind) {
+			if kind == auth.KindAdmin {
+				abort(c, errAdminOnly)
+			} else {
+				abort(c, errTokenInvalid)
+			}
+			return
+		}
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		c.Set(claimsKey, cl)
+		c.Next()
+	}
+}
+
+func (s *server) requireStudent(c *gin.Context) { s.requireKind(auth.KindStudent)(c) }
+func (s *server) requireAdmin(c *gin.Context)   { s.requireKind(auth.KindAdmin)(c) }
+
+func claimsOf(c *gin.Context) auth.Claims {
+	v, _ := c.Get(claimsKey)
+	cl, _ := v.(auth.Claims)
+	return cl
+}
+
+func pathID(c *gin.Context, name string) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id <= 0 {
+		abort(c, errBadID)
+		return 0, false
+	}
+	return id, true
+}
+
+// bindJSON decodes the body strictly; a bad body is a 400 and changes nothing.
+func bindJSON(c *gin.Context, dst any) bool {
+	if err := c.ShouldBindJSON(dst); err != nil {
+		abort(c, errBadJSON)
+		return false
+	}
+	return true
+}
+
+func (s *server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	rep := s.ready(ctx)
+	code := http.StatusOK
+	if ok, _ := rep["ok"].(bool); !ok {
+		code = http.StatusServiceUnavailable
+	}
+	c.JSON(code, rep)
+}
+
+func (s *server) login(c *gin.Context) {
+	var in struct {
+		StudentNo string `json:"student_no" binding:"required,max=20"`
+		Password  string `json:"password" binding:"required,max=200"`
+	}
+	if !bindJSON(c, &in) {
+		return
+	}
+	tok, cl, err := s.svc.Login(c.Request.Context(), in.StudentNo, in.Password)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": tok, "student_id": cl.Subject, "student_no": cl.StudentNo, "year": cl.Year,
+		"expires_at": time.Unix(cl.Expires, 0).UTC()})
+}
+
+func (s *server) adminLogin(c *gin.Context) {
+	var in struct {
+		Username string `json:"username" binding:"required,max=50"`
+		Password string `json:"password" binding:"required,max=200"`
+	}
+	if !bindJSON(c, &in) {
+		return
+	}
+	tok, err := s.svc.AdminLogin(in.Username, in.Password)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": tok})
+}
+
+func (s *server) enroll(c *gin.Context) {
+	var in struct {
+		CourseID *int64 `json:"course_id" binding:"required"`
+	}
+	if !bindJSON(c, &in) {
+		return
+	}
+	a, err := s.svc.Enroll(c.Request.Context(), claimsOf(c), *in.CourseID)
+	if err != nil {
+		s.metrics.admissions.WithLabelValues(admissionLabel(err)).Inc()
+		fail(c, err)
+		return
+	}
+	s.metrics.admissions.WithLabelValues("admitted").Inc()
+	c.JSON(http.StatusAccepted, gin.H{"request_id": a.RequestID, "ticket": a.Ticket, "position": a.Position,
+		"ws_token": a.WSToken, "ws_url": s.wsURL + "?token=" + a.WSToken + "&requests=" + strconv.FormatInt(a.RequestID, 10)})
+}
+
+func admissionLabel(err error) string {
+	if e, ok := classify(err); ok {
+		return e.Code
+	}
+	return "error"
+}
+
+func (s *server) getRequest(c *gin.Context) {
+	id, ok := pathID(c, "id")
+	if !ok {
+		return
+	}
+	v, err := s.svc.Request(c.Request.Context(), claimsOf(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *server) cancelRequest(c *gin.Context) {
+	id, ok := pathID(c, "id")
+	if !ok {
+		return
+	}
+	v, err := s.svc.Cancel(c.Request.Context(), claimsOf(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *server) drop(c *gin.Context) {
+	id, ok := pathID(c, "course_id")
+	if !ok {
+		return
+	}
+	if err := s.svc.Drop(c.Request.Context(), claimsOf(c), id); err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"course_id": id, "status": "dropped"})
+}
+
+func (s *server) wsToken(c *gin.Context) {
+	tok := s.svc.WSToken(claimsOf(c))
+	c.JSON(http.StatusOK, gin.H{"ws_token": tok, "ws_url": s.wsURL + "?token=" + tok})
+}
+
+func (s *server) setWindow(c *gin.Context) {
+	var in struct {
+		Open *bool `json:"open" binding:"required"`
+	}
+	if !bindJSON(c, &in) {
+		return
+	}
+	if err := s.svc.SetWindow(c.Request.Context(), *in.Open); err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"open": *in.Open})
+}
+
+func (s *server) getWindow(c *gin.Context) {
+	open, err := s.svc.Queue.IsOpen(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"open": open})
+}

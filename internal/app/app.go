@@ -1,0 +1,241 @@
+// Package app holds EnrollQ's use cases — log in, ask for a seat, watch a
+// request, leave the line, drop a course, open the window — over the domain
+// packages. It knows nothing of HTTP or WebSocket: cmd/api and cmd/queue-ws
+// translate to and from it.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/enrollq/enrollq/internal/auth"
+	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
+)
+
+// Errors of the use cases not already defined by the domain packages.
+var (
+	ErrBadCredentials = errors.New("bad credentials")
+	ErrBadInput       = errors.New("bad input")
+)
+
+// Service implements the use cases.
+type Service struct {
+	DB      *sqlx.DB // primary
+	Replica *sqlx.DB // read replica (falls back to DB when nil)
+	Queue   *queue.Redis
+	Store   *enroll.Store
+	Signer  *auth.Signer
+
+	TokenTTL      time.Duration
+	WSTokenTTL    time.Duration
+	CancelLease   time.Duration
+	AdminUser     string
+	AdminPassword string
+
+	winMu    sync.Mutex
+	winAt    time.Time
+	winCache []enroll.Window
+}
+
+// Login checks a student's number and password and returns an access token.
+func (s *Service) Login(ctx context.Context, studentNo, password string) (string, auth.Claims, error) {
+	const q = `SELECT id, year, password_hash FROM students WHERE student_no = ?`
+	var row struct {
+		ID   int64  `db:"id"`
+		Year int    `db:"year"`
+		Hash string `db:"password_hash"`
+	}
+	if err := s.DB.GetContext(ctx, &row, q, studentNo); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", auth.Claims{}, ErrBadCredentials
+		}
+		return "", auth.Claims{}, fmt.Errorf("login: read student: %w", err)
+	}
+	if !auth.CheckPassword(row.Hash, password) {
+		return "", auth.Claims{}, ErrBadCredentials
+	}
+	c := auth.Claims{Kind: auth.KindStudent, Subject: row.ID, StudentNo: studentNo, Year: row.Year}
+	return s.Signer.Issue(c, s.TokenTTL), c, nil
+}
+
+// AdminLogin checks registrar credentials and returns an admin token.
+func (s *Service) AdminLogin(username, password string) (string, error) {
+	if s.AdminUser == "" || username != s.AdminUser || password != s.AdminPassword {
+		return "", ErrBadCredentials
+	}
+	return s.Signer.Issue(auth.Claims{Kind: auth.KindAdmin, StudentNo: username}, s.TokenTTL), nil
+}
+
+// WSToken returns a short-lived token for a queue-ws connection of student.
+func (s *Service) WSToken(c auth.Claims) string {
+	return s.Signer.Issue(auth.Claims{Kind: auth.KindWS, Subject: c.Subject, StudentNo: c.StudentNo}, s.WSTokenTTL)
+}
+
+// Admitted is the answer to an accepted enrollment request.
+type Admitted struct {
+	RequestID int64  `json:"request_id"`
+	Ticket    int64  `json:"ticket"`
+	Position  int64  `json:"position"`
+	WSToken   string `json:"ws_token"`
+}
+
+func (s *Service) windows(ctx context.Context) ([]enroll.Window, error) {
+	s.winMu.Lock()
+	defer s.winMu.Unlock()
+	if time.Since(s.winAt) < 2*time.Second {
+		return s.winCache, nil
+	}
+	ws, err := s.Store.Windows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.winCache, s.winAt = ws, time.Now()
+	return ws, nil
+}
+
+// InvalidateWindows drops the cached registration windows.
+func (s *Service) InvalidateWindows() {
+	s.winMu.Lock()
+	s.winAt = time.Time{}
+	s.winMu.Unlock()
+}
+
+// Enroll admits a request of the student in c for course into the line.
+func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64) (Admitted, error) {
+	if course <= 0 {
+		return Admitted{}, fmt.Errorf("course_id must be a positive integer: %w", ErrBadInput)
+	}
+	ws, err := s.windows(ctx)
+	if err != nil {
+		return Admitted{}, err
+	}
+	if !enroll.WindowOpen(ws, c.Year, time.Now()) {
+		return Admitted{}, enroll.ErrWindowClosed
+	}
+	a, err := s.Queue.Admit(ctx, c.Subject, course)
+	if errors.Is(err, enroll.ErrUnknownCourse) {
+		// No hint: the course may be unknown, closed, or new since the last
+		// reconciliation. MariaDB decides which.
+		if err := s.refreshHint(ctx, course); err != nil {
+			return Admitted{}, err
+		}
+		a, err = s.Queue.Admit(ctx, c.Subject, course)
+	}
+	if err != nil {
+		return Admitted{}, err
+	}
+	return Admitted{RequestID: a.RequestID, Ticket: a.Ticket, Position: a.Ahead + 1, WSToken: s.WSToken(c)}, nil
+}
+
+func (s *Service) refreshHint(ctx context.Context, course int64) error {
+	const q = `SELECT id, capacity, enrolled, (is_open = 1 AND deleted_at IS NULL) AS open FROM courses WHERE id = ?`
+	var sc enroll.SeatCount
+	if err := s.DB.GetContext(ctx, &sc, q, course); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return enroll.ErrUnknownCourse
+		}
+		return fmt.Errorf("read course %d: %w", course, err)
+	}
+	if !sc.Open {
+		return enroll.ErrCourseClosed
+	}
+	return s.Queue.Reconcile(ctx, []enroll.SeatCount{sc}, 0)
+}
+
+// RequestView is what a student sees of one request.
+type RequestView struct {
+	RequestID int64         `json:"request_id"`
+	CourseID  int64         `json:"course_id"`
+	Ticket    int64         `json:"ticket"`
+	Status    enroll.Status `json:"status"`
+	Position  int64         `json:"position"`
+	Reason    enroll.Reason `json:"reason,omitempty"`
+}
+
+// Request returns the state of one of the student's requests. Undecided
+// requests are read from the line (with their position), decided ones from
+// MariaDB, which is written before the line forgets them.
+func (s *Service) Request(ctx context.Context, c auth.Claims, id int64) (RequestView, error) {
+	r, ahead, err := s.Queue.Lookup(ctx, id)
+	if err == nil {
+		if r.StudentID != c.Subject {
+			return RequestView{}, enroll.ErrForbidden
+		}
+		return RequestView{RequestID: id, CourseID: r.CourseID, Ticket: r.Ticket, Status: enroll.StatusQueued, Position: ahead + 1}, nil
+	}
+	if !errors.Is(err, enroll.ErrNotFound) {
+		return RequestView{}, err
+	}
+	d, err := s.Store.Decision(ctx, id)
+	if err != nil {
+		return RequestView{}, err
+	}
+	if d.StudentID != c.Subject {
+		return RequestView{}, enroll.ErrForbidden
+	}
+	return RequestView{RequestID: id, CourseID: d.CourseID, Ticket: d.Ticket, Status: d.Status, Reason: d.Reason}, nil
+}
+
+// Cancel takes one of the student's waiting requests out of the line and
+// records it as cancelled.
+func (s *Service) Cancel(ctx context.Context, c auth.Claims, id int64) (RequestView, error) {
+	r, err := s.Queue.Cancel(ctx, id, c.Subject, s.CancelLease)
+	if errors.Is(err, enroll.ErrNotFound) {
+		// Decided already, or never existed: report what MariaDB knows.
+		v, verr := s.Request(ctx, c, id)
+		if verr != nil {
+			return RequestView{}, verr
+		}
+		return v, enroll.ErrTooLate
+	}
+	if err != nil {
+		return RequestView{}, err
+	}
+	d, err := s.Store.RecordCancellation(ctx, r)
+	if err != nil {
+		return RequestView{}, err // the lease runs out and recovery decides it as cancelled
+	}
+	if err := s.Queue.Ack(ctx, []enroll.Decision{d}); err != nil {
+		return RequestView{}, err
+	}
+	return RequestView{RequestID: id, CourseID: d.CourseID, Ticket: d.Ticket, Status: d.Status, Reason: d.Reason}, nil
+}
+
+// Drop removes the student's enrollment in course and frees the seat at once.
+func (s *Service) Drop(ctx context.Context, c auth.Claims, course int64) error {
+	if err := s.Store.Drop(ctx, c.Subject, course); err != nil {
+		return err
+	}
+	return s.Queue.Dropped(ctx, c.Subject, course)
+}
+
+// SetWindow opens or closes registration for the term.
+func (s *Service) SetWindow(ctx context.Context, open bool) error {
+	if open {
+		// Make sure hints exist before the first request arrives.
+		if err := s.Reconcile(ctx); err != nil {
+			return err
+		}
+	}
+	return s.Queue.SetOpen(ctx, open)
+}
+
+// Reconcile resets the seat hints and the ticket floor from MariaDB.
+func (s *Service) Reconcile(ctx context.Context) error {
+	seats, err := s.Store.Seats(ctx)
+	if err != nil {
+		return err
+	}
+	maxID, err := s.Store.MaxRequestID(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Queue.Reconcile(ctx, seats, maxID)
+}
