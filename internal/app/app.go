@@ -17,6 +17,7 @@ import (
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/seat"
 )
 
 // Errors of the use cases not already defined by the domain packages.
@@ -229,13 +230,5 @@ func (s *Service) SetWindow(ctx context.Context, open bool) error {
 
 // Reconcile resets the seat hints and the ticket floor from MariaDB.
 func (s *Service) Reconcile(ctx context.Context) error {
-	seats, err := s.Store.Seats(ctx)
-	if err != nil {
-		return err
-	}
-	maxID, err := s.Store.MaxRequestID(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Queue.Reconcile(ctx, seats, maxID)
+	return seat.Reconcile(ctx, s.Store, s.Queue)
 }
