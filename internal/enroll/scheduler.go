@@ -189,6 +189,51 @@ func (s *Scheduler) lead(ctx context.Context, m *redsync.Mutex) {
 			s.log.Error("scheduler: reconcile seat hints", "err", err)
 		}
 	}
+	// The drain is a three-stage pipeline: while batch k is decided in
+	// MariaDB, batch k+1 is already popped (in flight under its lease) and
+	// batch k-1 is being acked. Decisions stay sequential, so tickets are
+	// still decided in order; acks run in commit order on one goroutine.
+	acks := make(chan []Decision, 4)
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		for ds := range acks {
+			s.ack(ctx, ds)
+		}
+	}()
+	defer func() {
+		close(acks)
+		<-ackDone
+	}()
+
+	type popped struct {
+		reqs []Request
+		err  error
+	}
+	pop := func() <-chan popped {
+		ch := make(chan popped, 1)
+		go func() {
+			reqs, err := s.q.Pop(leadCtx, s.cfg.BatchSize, s.cfg.Lease)
+			ch <- popped{reqs, err}
+		}()
+		return ch
+	}
+	var next <-chan popped
+	defer func() {
+		// A prefetched batch that will not be decided goes back in line.
+		if next == nil {
+			return
+		}
+		p := <-next
+		if len(p.reqs) > 0 {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := s.settle(rctx, p.reqs); err != nil {
+				s.log.Error("scheduler: requeue prefetched batch", "err", err)
+			}
+		}
+	}()
+
 	lastRecover, lastReconcile := time.Now(), time.Now()
 	for leadCtx.Err() == nil {
 		if time.Now().UnixNano() > trustedUntil.Load() {
@@ -207,18 +252,75 @@ func (s *Scheduler) lead(ctx context.Context, m *redsync.Mutex) {
 				s.log.Error("scheduler: reconcile seat hints", "err", err)
 			}
 		}
-		n, err := s.drainOnce(leadCtx, ctx)
-		if err != nil {
+		if next == nil {
+			next = pop()
+		}
+		p := <-next
+		next = nil
+		if p.err != nil {
 			if leadCtx.Err() == nil {
-				s.log.Error("scheduler: drain batch", "err", err)
+				s.log.Error("scheduler: pop", "err", p.err)
 				sleep(leadCtx, 100*time.Millisecond)
 			}
 			continue
 		}
-		if n == 0 {
+		if len(p.reqs) == 0 {
 			sleep(leadCtx, s.cfg.Idle)
+			continue
 		}
+		if len(p.reqs) == s.cfg.BatchSize {
+			next = pop() // prefetch while this batch is decided
+		}
+		ds, err := s.decide(leadCtx, ctx, p.reqs)
+		if err != nil {
+			if leadCtx.Err() == nil {
+				s.log.Error("scheduler: decide batch", "err", err)
+				sleep(leadCtx, 100*time.Millisecond)
+			}
+			continue
+		}
+		acks <- ds
 	}
+}
+
+// decide records the decisions of reqs. On failure the batch is settled
+// (decided ones acked, the rest requeued at their tickets) and the error
+// returned.
+func (s *Scheduler) decide(leadCtx, ctx context.Context, reqs []Request) ([]Decision, error) {
+	start := time.Now()
+	ds, err := s.d.DecideBatch(leadCtx, reqs)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := s.settle(rctx, reqs); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	if s.cfg.AfterCommit != nil {
+		s.cfg.AfterCommit(ds)
+	}
+	s.decided.Add(int64(len(ds)))
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(ds, time.Since(start))
+	}
+	return ds, nil
+}
+
+// ack acks a committed batch, retrying briefly; if Redis stays unreachable
+// the entries stay in flight and recovery acks them from MariaDB later.
+func (s *Scheduler) ack(ctx context.Context, ds []Decision) {
+	for attempt := 0; attempt < 5; attempt++ {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := s.q.Ack(actx, ds)
+		cancel()
+		if err == nil {
+			return
+		}
+		s.log.Warn("scheduler: ack failed; retrying", "err", err, "attempt", attempt+1)
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	s.log.Error("scheduler: ack gave up; recovery will ack from MariaDB", "count", len(ds))
 }
 
 // DrainOnce pops, decides and acks one batch without taking the lock. It is
@@ -230,30 +332,15 @@ func (s *Scheduler) drainOnce(leadCtx, ackCtx context.Context) (int, error) {
 	if err != nil || len(reqs) == 0 {
 		return 0, err
 	}
-	start := time.Now()
-	ds, err := s.d.DecideBatch(leadCtx, reqs)
+	ds, err := s.decide(leadCtx, ackCtx, reqs)
 	if err != nil {
-		// Committed or not, recovery sorts it out: decided requests are
-		// acked, the rest go back to the line at their own tickets.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ackCtx), 10*time.Second)
-		defer cancel()
-		if rerr := s.settle(rctx, reqs); rerr != nil {
-			return 0, errors.Join(err, rerr)
-		}
 		return 0, err
-	}
-	if s.cfg.AfterCommit != nil {
-		s.cfg.AfterCommit(ds)
 	}
 	// The decision is durable; ack even if leadership was just lost.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ackCtx), 10*time.Second)
 	defer cancel()
 	if err := s.q.Ack(actx, ds); err != nil {
 		return 0, fmt.Errorf("ack batch (recovery will retry): %w", err)
-	}
-	s.decided.Add(int64(len(ds)))
-	if s.cfg.Observe != nil {
-		s.cfg.Observe(ds, time.Since(start))
 	}
 	return len(ds), nil
 }

@@ -30,7 +30,7 @@ type harness struct {
 	students []int64
 }
 
-func newHarness(t *testing.T, sections, maxCap, students int) *harness {
+func newHarness(t testing.TB, sections, maxCap, students int) *harness {
 	t.Helper()
 	db := dbtest.New(t)
 	rdb, term := dbtest.Redis(t)
@@ -62,7 +62,7 @@ func (h *harness) scheduler(cfg enroll.SchedulerConfig) *enroll.Scheduler {
 }
 
 // waitDrained waits until nothing is pending in the line.
-func (h *harness) waitDrained(t *testing.T, timeout time.Duration) {
+func (h *harness) waitDrained(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -80,7 +80,7 @@ func (h *harness) waitDrained(t *testing.T, timeout time.Duration) {
 	}
 }
 
-func (h *harness) checkLaws(t *testing.T, admitted []int64) verify.Report {
+func (h *harness) checkLaws(t testing.TB, admitted []int64) verify.Report {
 	t.Helper()
 	rep, err := verify.Check(context.Background(), h.db.DB, admitted)
 	if err != nil {
