@@ -1,0 +1,68 @@
+package queue
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/enrollq/enrollq/internal/dbtest"
+	"github.com/enrollq/enrollq/internal/enroll"
+)
+
+// BenchmarkAdmit measures admit.lua through go-redis from parallel callers
+// against the real Redis (appendfsync always). Compare with redis-benchmark
+// running the same script (scripts/bench-admission.sh prints both).
+func BenchmarkAdmit(b *testing.B) {
+	rdb, term := dbtest.Redis(b)
+	q := New(rdb, term)
+	q.RateLimit = 0
+	ctx := context.Background()
+	var seats []enroll.SeatCount
+	for c := int64(1); c <= 100; c++ {
+		seats = append(seats, enroll.SeatCount{ID: c, Capacity: 1 << 30, Open: true})
+	}
+	if err := q.Reconcile(ctx, seats, 0); err != nil {
+		b.Fatal(err)
+	}
+	if err := q.SetOpen(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+	var student atomic.Int64
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s := student.Add(1)
+			if _, err := q.Admit(ctx, s, s%100+1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "admissions/s")
+}
+
+// BenchmarkPop measures reliable pop of batches of 500.
+func BenchmarkPop(b *testing.B) {
+	rdb, term := dbtest.Redis(b)
+	q := New(rdb, term)
+	q.RateLimit = 0
+	ctx := context.Background()
+	if err := q.Reconcile(ctx, []enroll.SeatCount{{ID: 1, Capacity: 1 << 30, Open: true}}, 0); err != nil {
+		b.Fatal(err)
+	}
+	_ = q.SetOpen(ctx, true)
+	for i := 0; i < b.N*500; i++ {
+		if _, err := q.Admit(ctx, int64(i+1), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := q.Pop(ctx, 500, 60e9); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "popped/s")
+}
