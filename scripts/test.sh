@@ -75,6 +75,7 @@ run_step "go vet ./..." $GO vet ./...
 run_step "import rule (internal/ without gin/melody)" check_imports
 run_step "browser for e2e/ (scripts/install-chromium.sh)" scripts/install-chromium.sh
 run_step "go test -race -count=1 -timeout $TEST_TIMEOUT ./..." run_tests
+run_step "JMeter smoke: jmeter/enroll-burst.jmx + ws-watch.jmx, 20 students each" scripts/jmeter-smoke.sh
 
 printf '\n==> summary\n'
 printf '    %s\n' "${results[@]}"

@@ -42,6 +42,25 @@ var (
 	errRateLimited    = apiError{http.StatusTooManyRequests, "rate_limited", "요청이 너무 많습니다. 잠시 후 다시 시도하세요.", "Too many requests; retry later."}
 	errUnavailable    = apiError{http.StatusServiceUnavailable, "unavailable", "일시적으로 처리할 수 없습니다. 잠시 후 다시 시도하세요.", "Temporarily unavailable; retry shortly."}
 	errInternal       = apiError{http.StatusInternalServerError, "internal", "서버 오류가 발생했습니다.", "Internal server error."}
+
+	// Students, carts, waitlists and the registrar's routes (issue #5).
+	errMethodNotAllowed = apiError{http.StatusMethodNotAllowed, "method_not_allowed", "허용되지 않는 메서드입니다.", "This method is not allowed on this path."}
+	errBadQuery         = apiError{http.StatusBadRequest, "bad_query", "검색 조건이 올바르지 않습니다.", "A query parameter is invalid."}
+	errWeakPassword     = apiError{http.StatusBadRequest, "weak_password", "새 비밀번호는 8–72자이고 이전 비밀번호와 달라야 합니다.", "The new password must be 8–72 characters and differ from the old one."}
+	errInCart           = apiError{http.StatusConflict, "already_in_cart", "이미 장바구니에 담긴 강좌입니다.", "This section is already in your cart."}
+	errNotInCart        = apiError{http.StatusNotFound, "not_in_cart", "장바구니에 없는 강좌입니다.", "This section is not in your cart."}
+	errCartFull         = apiError{http.StatusConflict, "cart_full", "장바구니가 가득 찼습니다(최대 15개).", "Your cart is full (at most 15 sections)."}
+	errCartOrder        = apiError{http.StatusBadRequest, "bad_cart_order", "새 순서에는 장바구니의 강좌가 정확히 한 번씩 있어야 합니다.", "The new order must list every section in the cart exactly once."}
+	errSeatsAvailable   = apiError{http.StatusConflict, "seats_available", "빈자리가 있는 강좌는 대기자 명단에 오를 수 없습니다. 수강신청을 하세요.", "This section has free seats: register instead of joining the waitlist."}
+	errAlreadyListed    = apiError{http.StatusConflict, "already_waitlisted", "이미 대기자 명단에 있습니다.", "You are already on this section's waitlist."}
+	errNotListed        = apiError{http.StatusNotFound, "not_waitlisted", "대기자 명단에 없습니다.", "You are not on this section's waitlist."}
+	errCapacityTooSmall = apiError{http.StatusConflict, "capacity_below_enrolled", "정원을 현재 수강 인원보다 적게 줄일 수 없습니다.", "Capacity cannot go below the number of students enrolled."}
+	errAdminExists      = apiError{http.StatusConflict, "admin_exists", "이미 있는 관리자 아이디입니다.", "An admin with this user name exists."}
+	errBadWindow        = apiError{http.StatusBadRequest, "bad_window", "신청 기간은 시작보다 종료가 늦어야 하고 학년은 1–6이어야 합니다.", "A window must close after it opens, and its class year must be 1–6 or empty."}
+	errUnknownStudent   = apiError{http.StatusNotFound, "unknown_student", "존재하지 않는 학번입니다.", "No student has this student number."}
+	errUnknownJob       = apiError{http.StatusNotFound, "unknown_job", "존재하지 않거나 만료된 작업입니다.", "No such import job (jobs are kept for a day)."}
+	errBadFile          = apiError{http.StatusBadRequest, "bad_file", "업로드할 CSV 파일(file)이 없거나 너무 큽니다(최대 16MB).", "Send the CSV as the multipart field \"file\" (at most 16 MB)."}
+	errImportInvalid    = apiError{http.StatusUnprocessableEntity, "import_invalid", "파일에 오류가 있어 아무것도 가져오지 않았습니다. 오류 목록을 확인하세요.", "The file has errors; nothing was imported. See the list of rows."}
 )
 
 // abort writes e as the response.
@@ -92,6 +111,33 @@ var errorTable = []struct {
 	{enroll.ErrNotFound, errNotFound},
 	{enroll.ErrRateLimited, errRateLimited},
 	{enroll.ErrAlreadyQueued, errAlreadyQueued},
+	{app.ErrWeakPassword, errWeakPassword},
+	{app.ErrInCart, errInCart},
+	{app.ErrNotInCart, errNotInCart},
+	{app.ErrCartFull, errCartFull},
+	{app.ErrCartOrder, errCartOrder},
+	{app.ErrAdminExists, errAdminExists},
+	{app.ErrBadWindow, errBadWindow},
+	{app.ErrUnknownUser, errUnknownStudent},
+	{app.ErrNoJob, errUnknownJob},
+	{app.ErrInvalidFile, errImportInvalid},
+	{enroll.ErrNotFull, errSeatsAvailable},
+	{enroll.ErrAlreadyListed, errAlreadyListed},
+	{enroll.ErrNotListed, errNotListed},
+	{enroll.ErrCapacityTooSmall, errCapacityTooSmall},
+}
+
+// allErrors lists every stable error, for docs and the OpenAPI test.
+var allErrors = []apiError{errBadJSON, errBadID, errUnauthorized, errTokenExpired, errTokenInvalid, errBadCredentials,
+	errAdminOnly, errForbidden, errWindowClosed, errNotFound, errUnknownCourse, errSoldOut, errAlreadyQueued,
+	errAlreadyEnroll, errCourseClosed, errTooLate, errNotEnrolled, errRateLimited, errUnavailable, errInternal,
+	errMethodNotAllowed, errBadQuery, errWeakPassword, errInCart, errNotInCart, errCartFull, errCartOrder,
+	errSeatsAvailable, errAlreadyListed, errNotListed, errCapacityTooSmall, errAdminExists, errBadWindow,
+	errUnknownStudent, errUnknownJob, errBadFile, errImportInvalid}
+
+// errorBody is the JSON of e.
+func errorBody(e apiError) gin.H {
+	return gin.H{"code": e.Code, "message": e.Message, "message_en": e.MessageEN}
 }
 
 // classify returns the API error err maps to, if any.

@@ -28,6 +28,7 @@ import (
 	"github.com/enrollq/enrollq/internal/config"
 	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/ratelimit"
 	"github.com/enrollq/enrollq/internal/store"
 )
 
@@ -64,12 +65,11 @@ func run(log *slog.Logger, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
-	q := queue.New(deps.rdb, cfg.Term)
-	st := enroll.NewStore(deps.db, cfg.Term)
-	signer := auth.NewSigner(cfg.TokenSecret)
-	svc := &app.Service{DB: deps.db, Replica: deps.replica, Queue: q, Store: st, Signer: signer,
-		TokenTTL: cfg.TokenTTL, WSTokenTTL: 15 * time.Minute, CancelLease: 10 * time.Second,
-		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword}
+	srv, err := newServer(ctx, cfg, deps, reg, m, log)
+	if err != nil {
+		return err
+	}
+	svc, q, st := srv.svc, srv.svc.Queue, srv.svc.Store
 
 	var sched *enroll.Scheduler
 	if *withScheduler {
@@ -85,13 +85,6 @@ func run(log *slog.Logger, args []string) error {
 	}
 	go watchQueue(ctx, q, m, sched)
 
-	srv := &server{svc: svc, signer: signer, metrics: m, reg: reg, wsURL: cfg.WSPublicURL, webDir: cfg.WebDir,
-		ready: readiness(deps, q)}
-	for _, ext := range extensions {
-		if err := ext(ctx, cfg, deps, srv, reg, log); err != nil {
-			return err
-		}
-	}
 	httpSrv := &http.Server{Addr: *addr, Handler: srv.routes(), ReadHeaderTimeout: 10 * time.Second}
 	serverErrors := make(chan error, 1)
 	go func() {
@@ -115,6 +108,29 @@ func run(log *slog.Logger, args []string) error {
 		sched.Stop()
 	}
 	return nil
+}
+
+// newServer builds the HTTP adapter over deps: the use cases, the rate
+// limiter, the bootstrap admin account and every extension. Tests build the
+// same server on a test database and Redis key space.
+func newServer(ctx context.Context, cfg config.Config, d *deps, reg *prometheus.Registry, m *metrics, log *slog.Logger) (*server, error) {
+	q := queue.New(d.rdb, cfg.Term)
+	st := enroll.NewStore(d.db, cfg.Term)
+	signer := auth.NewSigner(cfg.TokenSecret)
+	svc := &app.Service{DB: d.db, Replica: d.replica, Queue: q, Store: st, Signer: signer,
+		TokenTTL: cfg.TokenTTL, WSTokenTTL: 15 * time.Minute, CancelLease: 10 * time.Second,
+		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, BcryptCost: cfg.BcryptCost, Term: cfg.Term}
+	if err := svc.BootstrapAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
+		return nil, err
+	}
+	srv := &server{svc: svc, signer: signer, metrics: m, reg: reg, wsURL: cfg.WSPublicURL, webDir: cfg.WebDir,
+		ready: readiness(d, q), limiter: ratelimit.New(d.rdb, cfg.Term), limits: ratelimit.FromEnv(), log: log}
+	for _, ext := range extensions {
+		if err := ext(ctx, cfg, d, srv, reg, log); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // deps are the connections a process holds.

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/enrollq/enrollq/internal/app"
 	"github.com/enrollq/enrollq/internal/auth"
+	"github.com/enrollq/enrollq/internal/ratelimit"
 )
 
 // server holds the HTTP adapter's dependencies.
@@ -26,6 +30,10 @@ type server struct {
 	wsURL   string
 	webDir  string
 	extra   []func(api *gin.RouterGroup, s *server) // further routes (search, admin, web)
+
+	limiter *ratelimit.Limiter // per-IP and per-student request budgets (nil: no limits)
+	limits  ratelimit.Config
+	log     *slog.Logger
 }
 
 const claimsKey = "claims"
@@ -35,36 +43,69 @@ func (s *server) routes() *gin.Engine {
 	r := gin.New()
 	r.Use(gin.Recovery(), s.metrics.middleware())
 	r.HandleMethodNotAllowed = true
-	r.NoRoute(func(c *gin.Context) { abort(c, errNotFound) })
+	// nginx on loopback forwards the client address in X-Forwarded-For /
+	// X-Real-IP; only a loopback peer is trusted to say so.
+	_ = r.SetTrustedProxies(trustedProxies())
+	r.NoRoute(s.noRoute)
+	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
 
 	api := r.Group("/api/v1")
-	api.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiJSON) })
-	api.POST("/auth/login", s.login)
-	api.POST("/admin/login", s.adminLogin)
+	// Public routes: per-IP budget.
+	pub := api.Group("", s.limitIP)
+	pub.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiJSON) })
+	pub.POST("/auth/login", s.login)
+	pub.POST("/admin/login", s.adminLogin)
+	s.courseRoutes(pub)
 
+	// Student routes: a student token, then per-IP and per-student budgets.
 	st := api.Group("", s.requireStudent)
 	st.POST("/enrollments", s.enroll)
 	st.GET("/requests/:id", s.getRequest)
 	st.DELETE("/requests/:id", s.cancelRequest)
 	st.DELETE("/enrollments/:course_id", s.drop)
 	st.POST("/auth/ws-token", s.wsToken)
+	s.studentRoutes(st)
 
+	// Registrar routes: an admin token, then the per-IP budget.
 	ad := api.Group("/admin", s.requireAdmin)
 	ad.POST("/window", s.setWindow)
 	ad.GET("/window", s.getWindow)
+	s.adminRoutes(ad)
 
 	for _, f := range s.extra {
 		f(api, s)
 	}
 	if s.webDir != "" {
-		r.StaticFile("/", s.webDir+"/index.html")
+		r.StaticFile("/", filepath.Join(s.webDir, "index.html"))
 		r.Static("/web", s.webDir)
 	}
 	return r
+}
+
+// noRoute serves the web UI's files from webDir (so the api alone serves the
+// same paths nginx does) and answers not_found for anything else.
+func (s *server) noRoute(c *gin.Context) {
+	p := c.Request.URL.Path
+	if s.webDir != "" && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !strings.HasPrefix(p, "/api/") {
+		clean := filepath.Clean("/" + p)
+		f := filepath.Join(s.webDir, filepath.FromSlash(clean))
+		if st, err := os.Stat(f); err == nil && !st.IsDir() {
+			c.File(f)
+			return
+		}
+	}
+	abort(c, errNotFound)
+}
+
+func trustedProxies() []string {
+	if v := os.Getenv("ENROLLQ_TRUSTED_PROXIES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"127.0.0.1", "::1"}
 }
 
 func bearer(c *gin.Context) string {
@@ -96,6 +137,13 @@ func (s *server) requireKind(kind string) gin.HandlerFunc {
 			return
 		}
 		c.Set(claimsKey, cl)
+		hits := []ratelimit.Hit{s.ipHit(c)}
+		if kind == auth.KindStudent {
+			hits = append(hits, ratelimit.Hit{Rule: s.limits.Student, Subject: strconv.FormatInt(cl.Subject, 10)})
+		}
+		if !s.allow(c, hits...) {
+			return
+		}
 		c.Next()
 	}
 }
@@ -146,7 +194,11 @@ func (s *server) login(c *gin.Context) {
 	if !bindJSON(c, &in) {
 		return
 	}
+	if !s.allowLogin(c, "s:"+in.StudentNo) {
+		return
+	}
 	tok, cl, err := s.svc.Login(c.Request.Context(), in.StudentNo, in.Password)
+	s.loginDone(c, "s:"+in.StudentNo, err)
 	if err != nil {
 		fail(c, err)
 		return
@@ -163,7 +215,11 @@ func (s *server) adminLogin(c *gin.Context) {
 	if !bindJSON(c, &in) {
 		return
 	}
-	tok, err := s.svc.AdminLogin(in.Username, in.Password)
+	if !s.allowLogin(c, "a:"+in.Username) {
+		return
+	}
+	tok, err := s.svc.AdminLogin(c.Request.Context(), in.Username, in.Password)
+	s.loginDone(c, "a:"+in.Username, err)
 	if err != nil {
 		fail(c, err)
 		return

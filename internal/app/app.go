@@ -39,10 +39,14 @@ type Service struct {
 	CancelLease   time.Duration
 	AdminUser     string
 	AdminPassword string
+	BcryptCost    int    // password hashing cost (config.BcryptCost)
+	Term          string // the term being registered (Redis key space of app hints)
 
 	winMu    sync.Mutex
 	winAt    time.Time
 	winCache []enroll.Window
+
+	stats statsState
 }
 
 // Login checks a student's number and password and returns an access token.
@@ -64,14 +68,6 @@ func (s *Service) Login(ctx context.Context, studentNo, password string) (string
 	}
 	c := auth.Claims{Kind: auth.KindStudent, Subject: row.ID, StudentNo: studentNo, Year: row.Year}
 	return s.Signer.Issue(c, s.TokenTTL), c, nil
-}
-
-// AdminLogin checks registrar credentials and returns an admin token.
-func (s *Service) AdminLogin(username, password string) (string, error) {
-	if s.AdminUser == "" || username != s.AdminUser || password != s.AdminPassword {
-		return "", ErrBadCredentials
-	}
-	return s.Signer.Issue(auth.Claims{Kind: auth.KindAdmin, StudentNo: username}, s.TokenTTL), nil
 }
 
 // WSToken returns a short-lived token for a queue-ws connection of student.
@@ -207,14 +203,6 @@ func (s *Service) Cancel(ctx context.Context, c auth.Claims, id int64) (RequestV
 		return RequestView{}, err
 	}
 	return RequestView{RequestID: id, CourseID: d.CourseID, Ticket: d.Ticket, Status: d.Status, Reason: d.Reason}, nil
-}
-
-// Drop removes the student's enrollment in course and frees the seat at once.
-func (s *Service) Drop(ctx context.Context, c auth.Claims, course int64) error {
-	if err := s.Store.Drop(ctx, c.Subject, course); err != nil {
-		return err
-	}
-	return s.Queue.Dropped(ctx, c.Subject, course)
 }
 
 // SetWindow opens or closes registration for the term.

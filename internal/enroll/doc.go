@@ -21,6 +21,17 @@
 // change in the same transaction); a request id is decided at most once (its
 // primary key) and, through the scheduler's recovery, at least once.
 //
+// Waitlists (waitlist.go): a student may join a full section's waitlist
+// (JoinWaitlist locks the section row, so a concurrent drop either frees the
+// seat first or promotes after). Whenever a seat frees — Store.Drop /
+// DropPromote, SetCapacity, PromoteAll after an import — PromoteWaitlist runs
+// inside the very transaction that freed it: waitlisted students are checked
+// in waitlist order with Check, the first eligible ones take the free seats
+// (enrollments.request_id NULL), ineligible ones are skipped but keep their
+// place, and every examination is logged in waitlist_promotions. Row locks
+// (section, then waitlist entries, then each student) keep enrolled ≤
+// capacity; the callers update the Redis hints after commit.
+//
 // The Scheduler elects one drainer through a redsync lock with a trust
 // window (extend every TTL/3; step down when an extension fails or the
 // window passes), settles whatever a previous leader left in flight before

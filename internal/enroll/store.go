@@ -366,19 +366,17 @@ func (s *Store) RecordCancellation(ctx context.Context, r Request) (Decision, er
 
 // Drop removes the student's enrollment in course and frees the seat in the
 // same transaction. It returns ErrNotEnrolled when there is nothing to drop.
+// The freed seat goes to the first eligible waitlisted student in the same
+// transaction (DropPromote, which also says who got it).
 func (s *Store) Drop(ctx context.Context, studentID, courseID int64) error {
-	for attempt := 0; ; attempt++ {
-		err := s.dropOnce(ctx, studentID, courseID)
-		if err == nil || !errors.Is(err, store.ErrDeadlock) || attempt >= maxTxAttempts {
-			return err
-		}
-	}
+	_, err := s.DropPromote(ctx, studentID, courseID)
+	return err
 }
 
-func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (err error) {
+func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (promoted []Promotion, err error) {
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return fmt.Errorf("drop: begin: %w", err)
+		return nil, fmt.Errorf("drop: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -389,34 +387,37 @@ func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (err er
 	var id int64
 	if err := tx.GetContext(ctx, &id, qLockCourse, courseID); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
+			return nil, fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
 		}
-		return fmt.Errorf("drop: lock course: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: lock course: %w", store.Interpret(err))
 	}
 	const qLockStudent = `SELECT id FROM students WHERE id = ? FOR UPDATE`
 	if err := tx.GetContext(ctx, &id, qLockStudent, studentID); err != nil {
-		return fmt.Errorf("drop: lock student: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: lock student: %w", store.Interpret(err))
 	}
 	const qDelete = `DELETE FROM enrollments WHERE student_id = ? AND course_id = ?`
 	res, err := tx.ExecContext(ctx, qDelete, studentID, courseID)
 	if err != nil {
-		return fmt.Errorf("drop: delete enrollment: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: delete enrollment: %w", store.Interpret(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
+		return nil, fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
 	}
 	const qFree = `UPDATE courses SET enrolled = enrolled - 1 WHERE id = ?`
 	if _, err := tx.ExecContext(ctx, qFree, courseID); err != nil {
-		return fmt.Errorf("drop: free seat: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: free seat: %w", store.Interpret(err))
 	}
 	const qLog = `INSERT INTO enrollment_drops (student_id, course_id, dropped_at) VALUES (?, ?, ?)`
 	if _, err := tx.ExecContext(ctx, qLog, studentID, courseID, s.now()); err != nil {
-		return fmt.Errorf("drop: log: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: log: %w", store.Interpret(err))
+	}
+	if promoted, err = PromoteWaitlist(ctx, tx, courseID, CauseDrop, s.now()); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("drop: commit: %w", store.Interpret(err))
+		return nil, fmt.Errorf("drop: commit: %w", store.Interpret(err))
 	}
-	return nil
+	return promoted, nil
 }
 
 // SeatCount is a section's seats as MariaDB records them.

@@ -49,6 +49,13 @@ func (k Keys) Enrolled(student int64) string {
 	return k.tag + "enr:" + strconv.FormatInt(student, 10)
 }
 
+// Mine is the set of a student's admitted request ids, written by
+// admission so "my requests" can list those still waiting. It expires a day
+// after the student's last admission; decided requests live in MariaDB.
+func (k Keys) Mine(student int64) string {
+	return k.tag + "mine:" + strconv.FormatInt(student, 10)
+}
+
 // RateLimit counts a student's admission attempts in the current window.
 func (k Keys) RateLimit(student int64) string {
 	return k.tag + "rl:" + strconv.FormatInt(student, 10)

@@ -74,8 +74,8 @@ func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, er
 	k := q.keys
 	res, err := admitScript.Run(ctx, q.rdb,
 		[]string{k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(),
-			k.Enrolled(student), k.RateLimit(student), k.Stats()},
-		student, course, q.RateLimit, q.RateWindow.Milliseconds()).Int64Slice()
+			k.Enrolled(student), k.RateLimit(student), k.Stats(), k.Mine(student)},
+		student, course, q.RateLimit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds()).Int64Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, err)
 	}

@@ -11,8 +11,9 @@
 -- KEYS[9] enr      set     courses the student is enrolled in (hint)
 -- KEYS[10] rl      string  per-student request counter for the rate window
 -- KEYS[11] stats   hash    counters
+-- KEYS[12] mine    set     the student's admitted request ids (for "my requests"; expires)
 -- ARGV[1] student id, ARGV[2] course id, ARGV[3] rate limit (requests per window, 0 = off),
--- ARGV[4] rate window in ms
+-- ARGV[4] rate window in ms, ARGV[5] expiry of the student's request set in ms
 --
 -- Returns {code, a, b}:
 --   { 1, ticket, ahead}   admitted; ahead = undecided requests with a lower ticket
@@ -62,5 +63,7 @@ redis.call('HSET', KEYS[6], pair, ticket)
 redis.call('ZADD', KEYS[3], ticket, ticket)
 redis.call('ZADD', KEYS[4], ticket, ticket)
 redis.call('HINCRBY', KEYS[11], 'admitted', 1)
+redis.call('SADD', KEYS[12], ticket)
+redis.call('PEXPIRE', KEYS[12], ARGV[5])
 local ahead = redis.call('ZCOUNT', KEYS[4], '-inf', '(' .. ticket)
 return {1, ticket, ahead}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/enrollq/enrollq/internal/app"
+	"github.com/enrollq/enrollq/internal/ratelimit"
+)
+
+// ipHit is the per-IP budget of the request's client. Behind nginx the
+// client address comes from X-Forwarded-For (trusted from loopback only).
+func (s *server) ipHit(c *gin.Context) ratelimit.Hit {
+	return s.ipRule(c, s.limits.IP)
+}
+
+// ipRule applies r to the client's address, unless that address is exempt.
+func (s *server) ipRule(c *gin.Context, r ratelimit.Rule) ratelimit.Hit {
+	ip := c.ClientIP()
+	if s.limits.IPExempt(ip) {
+		r.N = 0
+	}
+	return ratelimit.Hit{Rule: r, Subject: ip}
+}
+
+// limitIP applies the per-IP budget (public routes).
+func (s *server) limitIP(c *gin.Context) {
+	if s.allow(c, s.ipHit(c)) {
+		c.Next()
+	}
+}
+
+// allow counts the request against hits; when a budget is spent it answers
+// 429 with Retry-After and returns false. If Redis cannot be asked, the
+// request goes through: the limits protect the service, they are not a gate
+// that should take it down with Redis (admission has its own limit in Lua).
+func (s *server) allow(c *gin.Context, hits ...ratelimit.Hit) bool {
+	if s.limiter == nil {
+		return true
+	}
+	err := s.limiter.Allow(c.Request.Context(), hits...)
+	return s.limited(c, err)
+}
+
+func (s *server) limited(c *gin.Context, err error) bool {
+	var ex *ratelimit.Exceeded
+	if errors.As(err, &ex) {
+		c.Header("Retry-After", strconv.Itoa(int(ex.RetryAfter.Seconds())+1))
+		abort(c, errRateLimited)
+		return false
+	}
+	if err != nil && s.log != nil {
+		s.log.Warn("rate limiter unavailable; letting the request through", "err", err)
+	}
+	return true
+}
+
+// allowLogin applies the login budgets: attempts per IP, and failed attempts
+// per account (which stops password guessing against one student from many
+// addresses).
+func (s *server) allowLogin(c *gin.Context, account string) bool {
+	if s.limiter == nil {
+		return true
+	}
+	ctx := c.Request.Context()
+	if !s.limited(c, s.limiter.Allow(ctx, s.ipHit(c), s.ipRule(c, s.limits.LoginIP))) {
+		return false
+	}
+	return s.limited(c, s.limiter.Peek(ctx, ratelimit.Hit{Rule: s.limits.LoginFailed, Subject: account}))
+}
+
+// loginDone counts a failed login against the account, or clears its
+// failures after a success.
+func (s *server) loginDone(c *gin.Context, account string, err error) {
+	if s.limiter == nil {
+		return
+	}
+	h := ratelimit.Hit{Rule: s.limits.LoginFailed, Subject: account}
+	switch {
+	case err == nil:
+		_ = s.limiter.Reset(c.Request.Context(), h)
+	case errors.Is(err, app.ErrBadCredentials):
+		_ = s.limiter.Allow(c.Request.Context(), h)
+	}
+}

@@ -1,0 +1,536 @@
+// Package e2e drives the web UI in headless Chromium (Debian's chromium,
+// through chromedp) against a real api process on a test database and Redis
+// key space. scripts/install-chromium.sh installs the browser; these tests
+// never skip.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/enrollq/enrollq/internal/auth"
+	"github.com/enrollq/enrollq/internal/catalog"
+	"github.com/enrollq/enrollq/internal/dbtest"
+	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
+)
+
+const (
+	password      = "enrollq-2026"
+	adminUser     = "registrar"
+	adminPassword = "admin-pass-1234"
+)
+
+// repoRoot is the module root (where go.mod is).
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// buildBin builds ./cmd/<name> once per test binary run.
+func buildBin(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := built[name]; ok {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "enrollq-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/"+name)
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
+	}
+	built[name] = bin
+	return bin
+}
+
+// startProc runs bin with env until the test ends and waits until
+// health answers 200.
+func startProc(t *testing.T, bin string, args, env []string, health string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log:\n%s", filepath.Base(bin), b)
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := http.Get(health)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("%s did not become healthy: %v\n%s", filepath.Base(bin), err, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// stack is one api process on its own database and Redis key space, with a
+// drain scheduler the test starts when it wants decisions to happen.
+type stack struct {
+	t     *testing.T
+	url   string
+	db    *dbtest.DB
+	rdb   *redis.Client
+	term  string
+	q     *queue.Redis
+	st    *enroll.Store
+	sched *enroll.Scheduler
+}
+
+// newStack seeds the fixture catalog and students 20269xxxx (password
+// enrollq-2026), starts the api (and, withWS, a queue-ws) process, and opens
+// the registration switch if open.
+func newStack(t *testing.T, students int, open, withWS bool) *stack {
+	t.Helper()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	rdb, term := dbtest.Redis(t)
+	root := repoRoot(t)
+
+	f, err := os.Open(filepath.Join(root, "testdata", "fixtures", "catalog.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, errs := catalog.ParseCatalog(f)
+	f.Close()
+	if len(errs) > 0 {
+		t.Fatalf("fixture catalog: %v", errs[0])
+	}
+	if _, err := catalog.ImportCatalog(ctx, db.DB, secs, nil); err != nil {
+		t.Fatal(err)
+	}
+	var roster []catalog.Student
+	for i := 0; i < students; i++ {
+		roster = append(roster, catalog.Student{StudentNo: fmt.Sprintf("20269%04d", i), Name: fmt.Sprintf("테스트%d", i), Year: 1 + i%4, Department: "컴퓨터공학과", MaxCredits: 18})
+	}
+	if len(roster) > 0 {
+		hash, _ := auth.HashPassword(password, 4)
+		if _, err := catalog.ImportStudents(ctx, db.DB, roster, hash, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := &stack{t: t, db: db, rdb: rdb, term: term, q: queue.New(rdb, term), st: enroll.NewStore(db.DB, term)}
+	common := []string{"ENROLLQ_DB_DSN=" + db.DSN, "ENROLLQ_REPLICA_DSN=" + db.DSN, "ENROLLQ_REDIS_ADDR=" + dbtest.RedisAddr(),
+		"ENROLLQ_TERM=" + term, "ENROLLQ_TOKEN_SECRET=e2e-secret"}
+	wsURL := "/ws" // nothing answers there: the UI falls back to polling
+	if withWS {
+		wsPort := freePort(t)
+		startProc(t, buildBin(t, "queue-ws"), nil, append(common, fmt.Sprintf("ENROLLQ_WS_ADDR=127.0.0.1:%d", wsPort), "ENROLLQ_WS_TICK=200ms"),
+			fmt.Sprintf("http://127.0.0.1:%d/healthz", wsPort))
+		wsURL = fmt.Sprintf("ws://127.0.0.1:%d/ws", wsPort)
+	}
+	port := freePort(t)
+	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	startProc(t, buildBin(t, "api"), []string{"--scheduler=false"}, append(common,
+		fmt.Sprintf("ENROLLQ_HTTP_ADDR=127.0.0.1:%d", port), "ENROLLQ_WEB_DIR="+filepath.Join(root, "web"),
+		"ENROLLQ_ADMIN_USER="+adminUser, "ENROLLQ_ADMIN_PASSWORD="+adminPassword, "ENROLLQ_BCRYPT_COST=4",
+		"ENROLLQ_WS_PUBLIC_URL="+wsURL, "ENROLLQ_SEARCH_INDEX="+term+"-courses"), s.url+"/healthz")
+	if open {
+		seats, err := s.st.Seats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.q.Reconcile(ctx, seats, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.q.SetOpen(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.sched = enroll.NewScheduler(s.q, s.st, redsync.New(goredis.NewPool(rdb)), s.q.Keys().Lock(),
+		enroll.SchedulerConfig{Logger: slog.New(slog.DiscardHandler), Idle: 20 * time.Millisecond})
+	return s
+}
+
+// startScheduler starts draining: queued requests get decided.
+func (s *stack) startScheduler() {
+	go func() { _ = s.sched.Start(context.Background()) }()
+	s.t.Cleanup(s.sched.Stop)
+}
+
+// browser starts a fresh headless Chromium with its own profile.
+func browser(t *testing.T, width, height int) context.Context {
+	t.Helper()
+	exe := "/usr/bin/chromium"
+	if _, err := os.Stat(exe); err != nil {
+		t.Fatalf("%s is missing: run scripts/install-chromium.sh (make test does)", exe)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "ko-KR"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	// The first run starts the browser: no timeout on its context.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// artifactDir is where screenshots go: $ENROLLQ_ARTIFACTS/<test> when set,
+// else the test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) string {
+	if d := os.Getenv("ENROLLQ_ARTIFACTS"); d != "" {
+		dir := filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.ArtifactDir()
+}
+
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(artifactDir(t), name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond)) }()
+	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		shot(t, ctx, "failed-"+strings.ReplaceAll(what, " ", "-"))
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitText waits until the element matching sel contains want.
+func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			txt, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(txt, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never contained %q (last %q): %w", sel, want, txt, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func within(d time.Duration, a chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(c context.Context, tg *chromedp.Target) error {
+		c2, cancel := context.WithTimeout(c, d)
+		defer cancel()
+		_, err := a(c2, tg)
+		return err
+	})
+}
+
+func loginStudent(t *testing.T, ctx context.Context, url, no string) {
+	t.Helper()
+	run(t, ctx, "log in",
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#student-no")),
+		chromedp.SendKeys(chromedp.CSS("#student-no"), no),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#login-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#q")))
+}
+
+// TestPollingFallback: with no queue-ws to talk to, the registration screen
+// polls GET /requests/{id} every 2 s and still shows the position, then the
+// result. The request is made from the search results ("신청").
+func TestPollingFallback(t *testing.T) {
+	s := newStack(t, 1, true, false)
+	ctx := browser(t, 1024, 768)
+	var courseID int64
+	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`#results-body tr[data-course-id="%d"]`, courseID)
+	loginStudent(t, ctx, s.url, "202690000")
+	run(t, ctx, "search and register",
+		chromedp.SendKeys(chromedp.CSS("#q"), "컴파일러"),
+		chromedp.Click(chromedp.CSS("#search-btn")),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+		chromedp.Click(chromedp.CSS(row+" .enroll-now")),
+		chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="queued"] .queue-pos`)),
+		within(10*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
+		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
+	shot(t, ctx, "1-position-polling")
+	s.startScheduler()
+	run(t, ctx, "result by polling",
+		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))),
+		waitText(`.queue-item .status`, "신청 완료"))
+	shot(t, ctx, "2-result-polling")
+}
+
+// TestStudentRegisters: log in, search in Korean, add to the cart, register
+// everything in it, see the queue position while the line is held, then the
+// result once the scheduler runs, the timetable, and drop.
+func TestStudentRegisters(t *testing.T) {
+	s := newStack(t, 3, true, true)
+	ctx := browser(t, 1280, 900)
+	var courseID int64
+	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE2000' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`#results-body tr[data-course-id="%d"]`, courseID)
+
+	loginStudent(t, ctx, s.url, "202690000")
+	run(t, ctx, "search in Korean",
+		chromedp.SendKeys(chromedp.CSS("#q"), "자료"),
+		chromedp.Click(chromedp.CSS("#search-btn")),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+		waitText("#search-total", "16"))
+	shot(t, ctx, "1-search")
+	run(t, ctx, "add to cart",
+		chromedp.Click(chromedp.CSS(row+" .add-cart")),
+		waitText("#flash", "장바구니에 담았습니다"),
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/cart"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#cart-table tr[data-course-id="%d"]`, courseID))))
+	shot(t, ctx, "2-cart")
+
+	// The scheduler is not running yet: the request waits at position 1,
+	// pushed by queue-ws.
+	run(t, ctx, "register the cart",
+		chromedp.Click(chromedp.CSS("#register-all")),
+		waitText("#queue-mode", "실시간 연결됨"),
+		chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="queued"] .queue-pos`)),
+		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"),
+		waitText(`.queue-item .status`, "대기 중"))
+	shot(t, ctx, "3-position")
+	s.startScheduler()
+	run(t, ctx, "see the result",
+		within(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))),
+		waitText(`.queue-item .status`, "신청 완료"))
+	shot(t, ctx, "4-result")
+	var n int
+	_ = s.db.Get(&n, "SELECT COUNT(*) FROM enrollments WHERE course_id = ?", courseID)
+	if n != 1 {
+		t.Fatalf("enrollments in the course = %d, want 1", n)
+	}
+
+	run(t, ctx, "timetable",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/timetable"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#timetable .block[data-course-id="%d"]`, courseID))),
+		waitText("#timetable", "자료구조"))
+	shot(t, ctx, "5-timetable")
+
+	run(t, ctx, "drop",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/enrollments"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#enrollments tr[data-course-id="%d"] .drop-btn`, courseID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#enrollments tr[data-course-id="%d"] .drop-btn`, courseID))),
+		chromedp.WaitVisible(chromedp.CSS("#enr-empty")),
+		waitText("#flash", "수강 취소되었습니다"))
+	shot(t, ctx, "6-dropped")
+	_ = s.db.Get(&n, "SELECT COUNT(*) FROM enrollments")
+	if n != 0 {
+		t.Fatalf("enrollments after the drop = %d, want 0", n)
+	}
+
+	// English switch and phone width.
+	run(t, ctx, "english at phone width",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/search"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+		chromedp.Click(chromedp.CSS("#lang-toggle")),
+		waitText("#view-title", "Find courses"),
+		chromedp.WaitVisible(chromedp.CSS(row)))
+	shot(t, ctx, "7-phone-english")
+}
+
+// TestAdminImportsAndOpens: an admin logs in, uploads a bad catalog and sees
+// every bad row (nothing imported), uploads a good one and sees it finish,
+// opens the registration window, and watches the dashboard.
+func TestAdminImportsAndOpens(t *testing.T) {
+	s := newStack(t, 0, false, false)
+	ctx := browser(t, 1280, 900)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad-catalog.csv")
+	good := filepath.Join(dir, "catalog.csv")
+	header := "code,section,title,title_en,department,professor,credits,capacity,meetings,room,category\n"
+	if err := os.WriteFile(bad, []byte(header+
+		"NEW1001,01,새 강좌,New Course,컴퓨터공학과,김교수,3,40,MON 09:00-10:15,공학관 101,전공선택\n"+
+		"NEW1002,01,잘못된 강좌,Broken,컴퓨터공학과,김교수,9,-5,FUN 09:00-10:15,공학관 101,전공선택\n"+
+		"NEW1001,01,중복,Dup,컴퓨터공학과,김교수,3,40,TUE 09:00-10:15,공학관 101,전공선택\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte(header+
+		"NEW1001,01,새 강좌,New Course,컴퓨터공학과,김교수,3,40,MON 09:00-10:15,공학관 101,전공선택\n"+
+		"NEW1002,01,새 실험,New Lab,컴퓨터공학과,이교수,2,20,TUE 13:00-15:50,공학관 102,전공필수\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		_ = s.db.Get(&n, "SELECT COUNT(*) FROM courses")
+		return n
+	}
+	before := count()
+
+	run(t, ctx, "admin log in",
+		chromedp.Navigate(s.url+"/#/admin/login"),
+		chromedp.WaitVisible(chromedp.CSS("#admin-user")),
+		chromedp.SendKeys(chromedp.CSS("#admin-user"), adminUser),
+		chromedp.SendKeys(chromedp.CSS("#admin-password"), adminPassword),
+		chromedp.Click(chromedp.CSS("#admin-login-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#kpi-pending")))
+	run(t, ctx, "bad catalog",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/admin/import"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#catalog-file")),
+		chromedp.SetUploadFiles(chromedp.CSS("#catalog-file"), []string{bad}),
+		chromedp.Click(chromedp.CSS("#catalog-upload")),
+		chromedp.WaitVisible(chromedp.CSS("#catalog-errors tbody tr")),
+		waitText("#catalog-errors", "credits_out_of_range"),
+		waitText("#catalog-errors", "duplicate_section"))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#catalog-errors tbody tr').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows < 4 {
+		t.Errorf("error report has %d rows, want every problem (≥4)", rows)
+	}
+	shot(t, ctx, "1-import-errors")
+	if n := count(); n != before {
+		t.Fatalf("a refused import changed courses: %d → %d", before, n)
+	}
+	run(t, ctx, "good catalog",
+		chromedp.SetUploadFiles(chromedp.CSS("#catalog-file"), []string{good}),
+		chromedp.Click(chromedp.CSS("#catalog-upload")),
+		within(30*time.Second, chromedp.WaitVisible(chromedp.CSS("#catalog-done"))),
+		waitText("#catalog-done", "추가 2"))
+	shot(t, ctx, "2-import-done")
+	if n := count(); n != before+2 {
+		t.Fatalf("courses after import = %d, want %d", n, before+2)
+	}
+
+	run(t, ctx, "open the window",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/admin/windows"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#window-open")),
+		waitText("#window-state", "닫힘"),
+		chromedp.Click(chromedp.CSS("#window-open")),
+		chromedp.WaitVisible(chromedp.CSS("#window-close")),
+		waitText("#window-state", "열림"))
+	shot(t, ctx, "3-window-open")
+	if open, err := s.q.IsOpen(context.Background()); err != nil || !open {
+		t.Fatalf("window flag after opening: %v %v", open, err)
+	}
+	// Opening reconciled the seat hints, new sections included.
+	var id int64
+	_ = s.db.Get(&id, "SELECT id FROM courses WHERE code = 'NEW1002'")
+	if h, ok, _ := s.q.SeatHint(context.Background(), id); !ok || h != 20 {
+		t.Errorf("seat hint of an imported section: %d %v", h, ok)
+	}
+
+	run(t, ctx, "dashboard",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/admin"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#chart-queue svg")),
+		waitText("#kpi-open", "열림"),
+		chromedp.WaitVisible(chromedp.CSS("#fill tbody tr")),
+		chromedp.Sleep(2200*time.Millisecond))
+	shot(t, ctx, "4-dashboard")
+}

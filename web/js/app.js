@@ -1,0 +1,368 @@
+// EnrollQ web UI: a hash-routed single page over the JSON API. No build
+// step: plain ES modules. Korean by default (English switch in the header),
+// keyboard-accessible (real buttons and labels, focus moves to the new
+// view's heading), usable at phone width (see app.css).
+import { api, session, ApiError } from './api.js';
+import { t, setLang, getLang, dayName, reason, errText } from './i18n.js';
+import { tracker } from './queue.js';
+import { adminViews } from './admin.js';
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+// h builds an element: h('button', {class: 'btn', onclick: f}, 'text', child...).
+export function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+let flashTimer;
+let flashAt = 0;
+export function flash(msg, ok = true) {
+  flashAt = Date.now();
+  const f = $('#flash');
+  f.textContent = msg;
+  f.className = 'flash ' + (ok ? 'ok' : 'err');
+  f.hidden = !msg;
+  clearTimeout(flashTimer);
+  if (msg && ok) flashTimer = setTimeout(() => { f.hidden = true; }, 6000);
+}
+
+export function showError(e) {
+  if (e instanceof ApiError) flash(e.status === 0 ? t('err.network') : errText(e.body), false);
+  else flash(String(e), false);
+}
+
+export function view(titleKey, ...kids) {
+  const main = $('#main');
+  main.replaceChildren(h('h1', { id: 'view-title', tabindex: '-1' }, t(titleKey)), ...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+  $('#view-title').focus();
+  document.title = t(titleKey) + ' · EnrollQ';
+}
+
+export const hhmm = (m) => String(Math.floor(m / 60)).padStart(2, '0') + ':' + String(m % 60).padStart(2, '0');
+
+// meetingsText renders "MON 09:00-10:15;WED ..." in the current language.
+export function meetingsText(s) {
+  if (!s) return '—';
+  const keys = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'];
+  return s.split(';').map((m) => {
+    const [d, time] = m.trim().split(' ');
+    const i = keys.indexOf(d);
+    return (i >= 0 ? dayName(i) : d) + ' ' + (time || '');
+  }).join(', ');
+}
+
+const courseTitle = (c) => (getLang() === 'en' && c.title_en ? c.title_en : c.title);
+export { courseTitle };
+
+// ---------- student views ----------
+
+function loginView() {
+  const form = h('form', { class: 'card narrow', id: 'login-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api('POST', '/auth/login', { student_no: $('#student-no').value.trim(), password: $('#password').value });
+      session.set(r.token, 'student', r.student_no);
+      flash('');
+      go('#/search');
+    } catch (e) { showError(e); }
+  } },
+  h('label', { for: 'student-no' }, t('login.no')),
+  h('input', { type: 'text', id: 'student-no', autocomplete: 'username', inputmode: 'numeric', required: true }),
+  h('label', { for: 'password' }, t('login.pw')),
+  h('input', { type: 'password', id: 'password', autocomplete: 'current-password', required: true }),
+  h('p', {}, h('button', { class: 'btn', type: 'submit', id: 'login-btn' }, t('login.submit'))),
+  h('p', { class: 'muted' }, t('login.toAdmin'), ' ', h('a', { href: '#/admin/login' }, t('login.admin'))));
+  view('login.title', form);
+  $('#student-no').focus();
+}
+
+const searchState = { q: '', department: '', category: '', credits: '', day: '', open: false, next: '' };
+
+function searchView() {
+  const opt = (v, label, cur) => h('option', { value: v, selected: v === cur }, label);
+  const days = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
+  const form = h('form', { class: 'card', id: 'search-form', role: 'search', onsubmit: (ev) => { ev.preventDefault(); runSearch(false); } },
+    h('div', { class: 'row' },
+      h('div', { class: 'grow' }, h('label', { for: 'q' }, t('search.q')), h('input', { type: 'text', id: 'q', value: searchState.q, autocomplete: 'off' })),
+      h('div', {}, h('label', { for: 'f-dept' }, t('search.dept')), h('input', { type: 'text', id: 'f-dept', value: searchState.department, list: 'dept-list' })),
+      h('div', {}, h('label', { for: 'f-cat' }, t('search.cat')), h('select', { id: 'f-cat' }, opt('', t('search.any'), searchState.category),
+        ...['전공필수', '전공선택', '교양'].map((c) => opt(c, c, searchState.category)))),
+      h('div', { class: 'shrink' }, h('label', { for: 'f-credits' }, t('search.credits')), h('select', { id: 'f-credits' }, opt('', t('search.any'), searchState.credits),
+        ...[1, 2, 3, 4, 5, 6].map((n) => opt(String(n), String(n), searchState.credits)))),
+      h('div', { class: 'shrink' }, h('label', { for: 'f-day' }, t('search.day')), h('select', { id: 'f-day' }, opt('', t('search.any'), searchState.day),
+        ...days.map((d, i) => opt(d, dayName(i), searchState.day)))),
+    ),
+    h('div', { class: 'row', style: 'margin-top:.6rem' },
+      h('label', { class: 'shrink', style: 'font-weight:400' }, h('input', { type: 'checkbox', id: 'f-open', checked: searchState.open }), ' ', t('search.open')),
+      h('button', { class: 'btn', type: 'submit', id: 'search-btn' }, t('search.submit'))),
+    h('datalist', { id: 'dept-list' }, ...['경영학과', '경제학과', '교양학부', '국어국문학과', '기계공학과', '수학과', '심리학과', '영어영문학과', '전자공학과', '컴퓨터공학과'].map((d) => h('option', { value: d }))));
+  view('search.title', form, h('p', { id: 'search-total', class: 'muted', 'aria-live': 'polite' }),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'results', class: 'stack' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('col.code')), h('th', {}, t('col.title')), h('th', { class: 'hide-sm' }, t('col.prof')),
+        h('th', { class: 'num' }, t('col.credits')), h('th', {}, t('col.time')), h('th', { class: 'num' }, t('col.seats')), h('th', {}, t('col.action')))),
+      h('tbody', { id: 'results-body' }))),
+    h('p', {}, h('button', { class: 'btn secondary', type: 'button', id: 'more-btn', hidden: true, onclick: () => runSearch(true) }, t('search.more'))));
+  runSearch(false);
+}
+
+let searchSeq = 0;
+
+async function runSearch(more) {
+  if (!more) {
+    Object.assign(searchState, { q: $('#q').value.trim(), department: $('#f-dept').value.trim(), category: $('#f-cat').value,
+      credits: $('#f-credits').value, day: $('#f-day').value, open: $('#f-open').checked, next: '' });
+  }
+  const p = new URLSearchParams();
+  for (const [k, v] of [['q', searchState.q], ['department', searchState.department], ['category', searchState.category], ['credits', searchState.credits], ['days', searchState.day]]) if (v) p.set(k, v);
+  if (searchState.open) p.set('open', 'true');
+  p.set('size', '20');
+  if (more && searchState.next) p.set('after', searchState.next);
+  const seq = ++searchSeq;
+  try {
+    const r = await api('GET', '/courses?' + p.toString());
+    const body = $('#results-body');
+    if (!body || seq !== searchSeq) return; // a newer search is on its way
+    if (!more) body.replaceChildren();
+    for (const c of r.hits) body.append(courseRow(c));
+    searchState.next = r.next || '';
+    $('#more-btn').hidden = !r.next;
+    $('#search-total').textContent = r.total ? t('search.total', { n: r.total }) : t('search.none');
+  } catch (e) { showError(e); }
+}
+
+function courseRow(c) {
+  const left = c.seats_left;
+  const full = left <= 0 || !c.is_open;
+  return h('tr', { 'data-course-id': c.id },
+    h('td', {}, c.code + '-' + c.section),
+    h('td', {}, courseTitle(c), h('div', { class: 'muted' }, c.department + (c.category ? ' · ' + c.category : ''))),
+    h('td', { class: 'hide-sm' }, c.professor),
+    h('td', { class: 'num' }, c.credits),
+    h('td', {}, meetingsText(c.meetings), h('div', { class: 'muted' }, c.room)),
+    h('td', { class: 'num' + (full ? ' seats-0' : '') }, left + ' / ' + c.capacity),
+    h('td', {},
+      h('button', { class: 'btn small secondary add-cart', type: 'button', 'aria-label': t('btn.addCart') + ' ' + c.title, onclick: () => addCart(c.id) }, t('btn.addCart')), ' ',
+      full
+        ? h('button', { class: 'btn small secondary join-wl', type: 'button', 'aria-label': t('btn.waitlist') + ' ' + c.title, onclick: () => joinWaitlist(c.id) }, t('btn.waitlist'))
+        : h('button', { class: 'btn small enroll-now', type: 'button', 'aria-label': t('btn.enroll') + ' ' + c.title, onclick: () => enrollNow(c) }, t('btn.enroll'))));
+}
+
+async function addCart(id) {
+  try { await api('POST', '/cart', { course_id: id }); flash(t('cart.added')); } catch (e) { showError(e); }
+}
+
+async function joinWaitlist(id) {
+  try { const r = await api('POST', '/waitlist', { course_id: id }); flash(t('wl.joined', { p: r.position })); } catch (e) { showError(e); }
+}
+
+async function enrollNow(c) {
+  try {
+    const r = await api('POST', '/enrollments', { course_id: c.id });
+    tracker.add([{ request_id: r.request_id, course_id: c.id, code: c.code, section: c.section, title: c.title, title_en: c.title_en, status: 'queued', position: r.position }], r.ws_url);
+    go('#/queue');
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function cartView() {
+  view('cart.title', h('p', { class: 'muted' }, t('loading')));
+  let r;
+  try { r = await api('GET', '/cart'); } catch (e) { showError(e); return; }
+  const items = r.items;
+  if (!items.length) { view('cart.title', h('p', { id: 'cart-empty' }, t('cart.empty'), ' ', h('a', { href: '#/search' }, t('nav.search')))); return; }
+  const move = async (i, d) => {
+    const ids = items.map((x) => x.id);
+    [ids[i], ids[i + d]] = [ids[i + d], ids[i]];
+    try { await api('PUT', '/cart', { course_ids: ids }); cartView(); } catch (e) { showError(e); }
+  };
+  const rows = items.map((c, i) => h('tr', { 'data-course-id': c.id },
+    h('td', { class: 'num' }, i + 1), h('td', {}, c.code + '-' + c.section), h('td', {}, courseTitle(c)), h('td', { class: 'num' }, c.credits),
+    h('td', {}, meetingsText(c.meetings)), h('td', { class: 'num' + (c.seats_left <= 0 ? ' seats-0' : '') }, c.seats_left + ' / ' + c.capacity),
+    h('td', {},
+      h('button', { class: 'btn small secondary', type: 'button', disabled: i === 0, 'aria-label': t('btn.up') + ' ' + c.title, onclick: () => move(i, -1) }, '↑'), ' ',
+      h('button', { class: 'btn small secondary', type: 'button', disabled: i === items.length - 1, 'aria-label': t('btn.down') + ' ' + c.title, onclick: () => move(i, 1) }, '↓'), ' ',
+      h('button', { class: 'btn small secondary remove-cart', type: 'button', onclick: async () => {
+        try { await api('DELETE', '/cart/' + c.id); flash(t('cart.removed')); cartView(); } catch (e) { showError(e); }
+      } }, t('btn.remove')))));
+  view('cart.title',
+    h('p', {}, t('cart.credits', { n: r.credits })),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'cart-table', class: 'stack' }, h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, t('col.code')), h('th', {}, t('col.title')),
+      h('th', { class: 'num' }, t('col.credits')), h('th', {}, t('col.time')), h('th', { class: 'num' }, t('col.seats')), h('th', {}, ''))), h('tbody', {}, rows))),
+    h('p', {}, h('button', { class: 'btn', type: 'button', id: 'register-all', onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        const res = await api('POST', '/cart/register');
+        const byId = Object.fromEntries(items.map((c) => [c.id, c]));
+        tracker.add(res.results.map((x) => {
+          const c = byId[x.course_id] || {};
+          return { request_id: x.request_id || 0, course_id: x.course_id, code: c.code, section: c.section, title: c.title, title_en: c.title_en,
+            status: x.status === 'queued' ? 'queued' : 'error', position: x.position, error: x.error };
+        }), res.ws_url);
+        go('#/queue');
+      } catch (e) { ev.target.disabled = false; showError(e); }
+    } }, t('cart.register'))));
+}
+
+async function queueView() {
+  view('queue.title', h('p', { id: 'queue-mode', class: 'muted', 'aria-live': 'polite' }), h('div', { id: 'queue-list', 'aria-live': 'polite' }));
+  tracker.onChange = renderQueue;
+  renderQueue();
+  await tracker.resume();
+}
+
+function renderQueue() {
+  const list = $('#queue-list');
+  if (!list) { tracker.onChange = null; return; }
+  $('#queue-mode').textContent = tracker.mode === 'ws' ? t('queue.live') : tracker.mode === 'poll' ? t('queue.polling') : '';
+  const items = tracker.items();
+  if (!items.length) { list.replaceChildren(h('p', {}, t('queue.none'))); return; }
+  list.replaceChildren(...items.map((it) => {
+    const st = it.status;
+    const cls = st === 'enrolled' ? 'ok' : st === 'queued' ? 'wait' : 'bad';
+    const detail = st === 'queued'
+      ? h('div', { class: 'queue-now' }, h('div', { class: 'muted' }, t('queue.position')), h('span', { class: 'queue-pos', 'data-position': it.position }, it.position ?? '…'),
+        it.ahead !== undefined ? h('div', { class: 'muted' }, t('queue.ahead', { n: it.ahead }) + (it.eta ? ' · ' + t('queue.eta', { s: it.eta }) : '')) : null)
+      : h('div', {}, it.reason ? reason(it.reason) : it.error ? errText(it.error) : '');
+    return h('div', { class: 'card queue-item', 'data-request-id': it.request_id, 'data-status': st },
+      h('div', {}, h('b', {}, (it.code ? it.code + '-' + it.section + ' ' : '') + (courseTitle(it) || '')), ' ',
+        h('span', { class: 'badge ' + cls + ' status' }, t('status.' + st))),
+      detail,
+      st === 'queued' && it.request_id ? h('button', { class: 'btn small secondary', type: 'button', onclick: () => tracker.cancel(it.request_id).catch(showError) }, t('btn.cancel')) : null);
+  }));
+}
+
+async function timetableView() {
+  let tt;
+  try { tt = await api('GET', '/me/timetable'); } catch (e) { showError(e); return; }
+  if (!tt.slots.length && !tt.unplaced.length) { view('tt.title', h('p', { id: 'tt-empty' }, t('tt.empty'))); return; }
+  const days = tt.days.length;
+  const step = 30;
+  const rows = (tt.end_min - tt.start_min) / step;
+  const grid = h('div', { class: 'tt', id: 'timetable', role: 'table', 'aria-label': t('tt.title'),
+    style: `grid-template-columns: 3.2rem repeat(${days}, 1fr); grid-template-rows: auto repeat(${rows}, 1.4rem);` });
+  grid.append(h('div', { class: 'hd', role: 'columnheader' }, ''));
+  tt.days.forEach((d, i) => grid.append(h('div', { class: 'hd', role: 'columnheader', style: `grid-column:${i + 2};grid-row:1` }, dayName(i))));
+  for (let r = 0; r < rows; r++) {
+    const m = tt.start_min + r * step;
+    grid.append(h('div', { class: 'hour', style: `grid-column:1;grid-row:${r + 2}` }, m % 60 === 0 ? hhmm(m) : ''));
+    for (let d = 0; d < days; d++) grid.append(h('div', { class: 'cell', style: `grid-column:${d + 2};grid-row:${r + 2}` }));
+  }
+  for (const s of tt.slots) {
+    const r0 = Math.floor((s.start_min - tt.start_min) / step) + 2;
+    const r1 = Math.ceil((s.end_min - tt.start_min) / step) + 2;
+    const hue = (s.course_id * 67) % 360;
+    grid.append(h('div', { class: 'block', role: 'cell', 'data-course-id': s.course_id,
+      style: `grid-column:${s.day + 2};grid-row:${r0} / ${r1};background:hsl(${hue} 55% 42%)`,
+      title: `${s.code}-${s.section} ${s.title} ${hhmm(s.start_min)}-${hhmm(s.end_min)} ${s.room}` },
+    h('b', {}, getLang() === 'en' && s.title_en ? s.title_en : s.title), h('br'), `${hhmm(s.start_min)}–${hhmm(s.end_min)}`, h('br'), s.room));
+  }
+  view('tt.title', h('p', {}, t('tt.credits', { n: tt.credits })), grid,
+    tt.unplaced.length ? h('div', {}, h('h2', {}, t('tt.unplaced')), h('ul', {}, ...tt.unplaced.map((c) => h('li', {}, c.code + '-' + c.section + ' ' + courseTitle(c))))) : null);
+}
+
+async function enrollmentsView() {
+  let r;
+  try { r = await api('GET', '/me/enrollments'); } catch (e) { showError(e); return; }
+  if (!r.enrollments.length) { view('enr.title', h('p', { id: 'enr-empty' }, t('enr.empty'))); return; }
+  view('enr.title', h('p', {}, t('tt.credits', { n: r.credits })), h('div', { class: 'table-wrap' }, h('table', { id: 'enrollments', class: 'stack' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('col.code')), h('th', {}, t('col.title')), h('th', { class: 'num' }, t('col.credits')), h('th', {}, t('col.time')), h('th', {}, ''))),
+    h('tbody', {}, ...r.enrollments.map((c) => h('tr', { 'data-course-id': c.id },
+      h('td', {}, c.code + '-' + c.section), h('td', {}, courseTitle(c), c.via === 'waitlist' ? h('div', { class: 'muted' }, t('enr.via.waitlist')) : null),
+      h('td', { class: 'num' }, c.credits), h('td', {}, meetingsText(c.meetings)),
+      h('td', {}, h('button', { class: 'btn small danger drop-btn', type: 'button', 'aria-label': t('btn.drop') + ' ' + c.title, onclick: async () => {
+        try { await api('DELETE', '/enrollments/' + c.id); flash(t('enr.dropped')); enrollmentsView(); } catch (e) { showError(e); }
+      } }, t('btn.drop')))))))));
+}
+
+async function waitlistView() {
+  let r;
+  try { r = await api('GET', '/me/waitlist'); } catch (e) { showError(e); return; }
+  const list = r.waitlist.map((w) => h('div', { class: 'card queue-item', 'data-course-id': w.id },
+    h('div', {}, h('b', {}, w.code + '-' + w.section + ' ' + courseTitle(w)), h('div', { class: 'muted' }, meetingsText(w.meetings)),
+      w.skipped_reason ? h('div', { class: 'muted' }, t('wl.skipped', { r: reason(w.skipped_reason) })) : null),
+    h('div', {}, h('span', { class: 'queue-pos' }, w.position), ' ', h('span', { class: 'muted' }, t('wl.position', { p: w.position, n: w.length }))),
+    h('button', { class: 'btn small secondary', type: 'button', onclick: async () => {
+      try { await api('DELETE', '/waitlist/' + w.id); flash(t('wl.left')); waitlistView(); } catch (e) { showError(e); }
+    } }, t('btn.leave'))));
+  view('wl.title', h('p', { class: 'muted' }, t('wl.hint')), ...(list.length ? list : [h('p', {}, t('wl.empty'))]));
+}
+
+async function meView() {
+  let m;
+  try { m = await api('GET', '/me'); } catch (e) { showError(e); return; }
+  view('me.title',
+    h('div', { class: 'card' }, h('p', {}, h('b', {}, m.name), ` (${m.student_no}) · ${m.department} · ${m.year}`),
+      h('p', {}, `${m.credits} / ${m.max_credits}`), h('p', {}, h('span', { class: 'badge ' + (m.registration_open ? 'ok' : 'bad') }, t(m.registration_open ? 'me.open' : 'me.closed')))),
+    h('form', { class: 'card', id: 'pw-form', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await api('POST', '/auth/password', { old: $('#pw-old').value, new: $('#pw-new').value }); flash(t('me.changed')); ev.target.reset(); } catch (e) { showError(e); }
+    } }, h('h2', {}, t('me.pw')),
+    h('label', { for: 'pw-old' }, t('me.old')), h('input', { type: 'password', id: 'pw-old', autocomplete: 'current-password', required: true }),
+    h('label', { for: 'pw-new' }, t('me.new')), h('input', { type: 'password', id: 'pw-new', autocomplete: 'new-password', minlength: 8, required: true }),
+    h('p', {}, h('button', { class: 'btn', type: 'submit' }, t('me.save')))));
+}
+
+// ---------- router ----------
+
+const studentRoutes = {
+  '#/search': searchView, '#/cart': cartView, '#/queue': queueView, '#/timetable': timetableView,
+  '#/enrollments': enrollmentsView, '#/waitlist': waitlistView, '#/me': meView,
+};
+
+export function go(hash) {
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+
+function nav() {
+  const el = $('#nav');
+  const cur = location.hash || '#/';
+  const link = (href, key) => h('a', { href, 'aria-current': cur === href ? 'page' : null }, t(key));
+  const logout = h('a', { href: '#/login', id: 'logout', onclick: () => { session.clear(); tracker.reset(); } }, t('nav.logout'));
+  if (session.kind === 'student') {
+    el.replaceChildren(link('#/search', 'nav.search'), link('#/cart', 'nav.cart'), link('#/queue', 'nav.queue'), link('#/timetable', 'nav.timetable'),
+      link('#/enrollments', 'nav.enrollments'), link('#/waitlist', 'nav.waitlist'), link('#/me', 'nav.me'), logout);
+  } else if (session.kind === 'admin') {
+    el.replaceChildren(link('#/admin', 'nav.admin.dashboard'), link('#/admin/import', 'nav.admin.import'), link('#/admin/windows', 'nav.admin.windows'),
+      link('#/admin/courses', 'nav.admin.courses'), logout);
+  } else el.replaceChildren();
+  $('#who').textContent = session.name;
+  for (const n of document.querySelectorAll('[data-i18n]')) n.textContent = t(n.dataset.i18n);
+  $('#skip-link').textContent = t('skip');
+  const tog = $('#lang-toggle');
+  tog.textContent = getLang() === 'ko' ? 'English' : '한국어';
+  tog.lang = getLang() === 'ko' ? 'en' : 'ko';
+}
+
+function route() {
+  const hash = (location.hash || '#/').split('?')[0];
+  if (hash !== '#/queue') tracker.onChange = null;
+  if (Date.now() - flashAt > 1500) $('#flash').hidden = true;
+  nav();
+  if (hash.startsWith('#/admin')) {
+    if (hash === '#/admin/login' || session.kind !== 'admin') return adminViews.login();
+    return (adminViews.routes[hash] || adminViews.routes['#/admin'])();
+  }
+  if (session.kind !== 'student') return loginView();
+  (studentRoutes[hash] || searchView)();
+}
+
+window.addEventListener('hashchange', route);
+window.addEventListener('eq:logout', () => { tracker.reset(); go(location.hash.startsWith('#/admin') ? '#/admin/login' : '#/login'); });
+window.addEventListener('DOMContentLoaded', () => {
+  setLang(getLang());
+  $('#lang-toggle').addEventListener('click', () => { setLang(getLang() === 'ko' ? 'en' : 'ko'); route(); });
+  route();
+});

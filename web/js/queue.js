@@ -1,0 +1,144 @@
+// The registration screen's engine: tracks the student's requests, listens
+// to queue-ws for positions and results, and falls back to polling
+// GET /requests/{id} every 2 s when the socket fails or closes. Tracked
+// requests are kept in sessionStorage, and on return the student's pending
+// and decided requests are read back from GET /me/requests, so a reload or
+// a dropped connection resumes the same tickets.
+import { api } from './api.js';
+
+const KEY = 'eq.tracked';
+
+function load() {
+  try { return JSON.parse(sessionStorage.getItem(KEY) || '[]'); } catch (_) { return []; }
+}
+
+export const tracker = {
+  list: load(), // [{request_id, course_id, code, section, title, title_en, status, position, ahead, eta, reason, error}]
+  mode: '',     // 'ws' | 'poll' | ''
+  onChange: null,
+  ws: null,
+  pollTimer: null,
+
+  items() { return this.list.slice().sort((a, b) => (b.request_id || 0) - (a.request_id || 0) || (a.course_id - b.course_id)); },
+
+  save() {
+    sessionStorage.setItem(KEY, JSON.stringify(this.list.slice(0, 50)));
+    if (this.onChange) this.onChange();
+  },
+
+  reset() {
+    this.list = [];
+    sessionStorage.removeItem(KEY);
+    this.stop();
+  },
+
+  stop() {
+    if (this.ws) { this.ws.onclose = null; this.ws.close(); this.ws = null; }
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.mode = '';
+  },
+
+  add(entries, wsUrl) {
+    for (const e of entries) {
+      const i = this.list.findIndex((x) => (e.request_id && x.request_id === e.request_id) || (!e.request_id && !x.request_id && x.course_id === e.course_id));
+      if (i >= 0) this.list.splice(i, 1);
+      this.list.unshift(e);
+    }
+    this.save();
+    if (wsUrl) this.connect(wsUrl); else this.ensureWatching();
+  },
+
+  pending() { return this.list.filter((x) => x.status === 'queued' && x.request_id); },
+
+  update(id, patch) {
+    const it = this.list.find((x) => x.request_id === id);
+    if (!it || (it.status !== 'queued' && patch.status === 'queued')) return;
+    // Positions never go up (DESIGN law 4); ignore a stale, higher one.
+    if (patch.position !== undefined && it.position !== undefined && patch.position > it.position && it.status === 'queued') delete patch.position;
+    Object.assign(it, patch);
+    this.save();
+    if (!this.pending().length) this.stop();
+  },
+
+  connect(wsUrl) {
+    this.stop();
+    if (!this.pending().length) return;
+    let u;
+    try {
+      u = new URL(wsUrl, location.href);
+      u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    } catch (_) { this.poll(); return; }
+    let ws;
+    try { ws = new WebSocket(u.toString()); } catch (_) { this.poll(); return; }
+    this.ws = ws;
+    const fallback = setTimeout(() => { if (ws.readyState !== WebSocket.OPEN) { ws.onclose = null; ws.close(); this.poll(); } }, 4000);
+    ws.onopen = () => {
+      clearTimeout(fallback);
+      this.mode = 'ws';
+      for (const it of this.pending()) ws.send(JSON.stringify({ type: 'watch', request_id: it.request_id }));
+      this.save();
+    };
+    ws.onmessage = (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (_) { return; }
+      if (m.type === 'position') this.update(m.request_id, { position: m.position, ahead: m.ahead, eta: m.eta_seconds });
+      else if (m.type === 'result') this.update(m.request_id, { status: m.status, reason: m.reason || '', position: 0 });
+    };
+    ws.onerror = () => {};
+    ws.onclose = () => {
+      clearTimeout(fallback);
+      if (this.ws === ws) this.ws = null;
+      if (this.pending().length) this.poll();
+    };
+  },
+
+  poll() {
+    this.mode = 'poll';
+    if (this.onChange) this.onChange();
+    if (this.pollTimer) return;
+    const tick = async () => {
+      const ps = this.pending();
+      if (!ps.length) { this.stop(); if (this.onChange) this.onChange(); return; }
+      await Promise.all(ps.map(async (it) => {
+        try {
+          const r = await api('GET', '/requests/' + it.request_id);
+          this.update(it.request_id, { status: r.status, position: r.status === 'queued' ? r.position : 0, ahead: r.status === 'queued' ? r.position - 1 : undefined, reason: r.reason || '' });
+        } catch (e) {
+          if (e.status === 404 || e.status === 403) this.update(it.request_id, { status: 'error', error: e.body });
+        }
+      }));
+    };
+    this.pollTimer = setInterval(tick, 2000);
+    tick();
+  },
+
+  async ensureWatching() {
+    if (!this.pending().length || this.ws || this.pollTimer) return;
+    try {
+      const r = await api('POST', '/auth/ws-token');
+      this.connect(r.ws_url + '&requests=' + this.pending().map((x) => x.request_id).join(','));
+    } catch (_) { this.poll(); }
+  },
+
+  // resume merges the server's view of the student's requests and starts
+  // watching the pending ones.
+  async resume() {
+    try {
+      const r = await api('GET', '/me/requests?limit=30');
+      for (const q of r.requests) {
+        const it = this.list.find((x) => x.request_id === q.request_id);
+        const patch = { status: q.status, reason: q.reason || '', position: q.status === 'queued' ? q.position : 0 };
+        if (it) Object.assign(it, it.status === 'queued' || q.status !== 'queued' ? patch : {});
+        else this.list.push({ request_id: q.request_id, course_id: q.course_id, code: q.code, section: q.section, title: q.title, ...patch });
+      }
+      this.save();
+    } catch (_) { /* the list stays as it was */ }
+    this.ensureWatching();
+  },
+
+  async cancel(id) {
+    const r = await api('DELETE', '/requests/' + id);
+    this.update(id, { status: r.status, reason: r.reason || '', position: 0 });
+  },
+};
