@@ -1,0 +1,114 @@
+// Command queue-ws is EnrollQ's WebSocket server: students connect to /ws
+// with the ws_token of an admission and get their live position, ETA and
+// result. Any number of instances may run behind nginx; each makes one Redis
+// call per tick whatever its number of sessions (see internal/positions and
+// docs/WEBSOCKET.md).
+//
+//	queue-ws [-addr 127.0.0.1:8082] [-tick 1s] [-buffer 16] [-bare]
+//
+// Settings come from the environment (internal/config): ENROLLQ_WS_ADDR,
+// ENROLLQ_REDIS_ADDR, ENROLLQ_DB_DSN, ENROLLQ_REPLICA_DSN, ENROLLQ_TERM,
+// ENROLLQ_TOKEN_SECRET; ENROLLQ_WS_TICK sets the tick. -bare serves the
+// cost floor for cmd/wsbench: melody broadcasting one frame per tick, with no
+// authentication and no Redis or MariaDB.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/enrollq/enrollq/internal/auth"
+	"github.com/enrollq/enrollq/internal/config"
+	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/store"
+)
+
+func main() {
+	cfg := config.FromEnv()
+	tickDefault := time.Second
+	if v, err := time.ParseDuration(os.Getenv("ENROLLQ_WS_TICK")); err == nil {
+		tickDefault = v
+	}
+	addr := flag.String("addr", cfg.WSAddr, "listen address (ENROLLQ_WS_ADDR)")
+	tick := flag.Duration("tick", tickDefault, "watermark read period (ENROLLQ_WS_TICK)")
+	buffer := flag.Int("buffer", 16, "frames queued per session before positions are dropped")
+	bare := flag.Bool("bare", false, "serve the benchmark floor: melody broadcasting one frame per tick, nothing else")
+	flag.Parse()
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	o := options{Tick: *tick, BufferSize: *buffer, Logger: log}
+	if err := run(ctx, cfg, *addr, *bare, o); err != nil {
+		log.Error("queue-ws: stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config.Config, addr string, bare bool, o options) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if bare {
+		return runBare(ctx, ln, o)
+	}
+	defer ln.Close()
+
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 64})
+	defer rdb.Close()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := rdb.Ping(octx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", cfg.RedisAddr, err)
+	}
+	primary, err := store.Open(octx, cfg.DBDSN)
+	if err != nil {
+		return fmt.Errorf("mariadb primary: %w", err)
+	}
+	defer primary.Close()
+	reader := decisionReader{primary: enroll.NewStore(primary, cfg.Term)}
+	if replica, err := store.Open(octx, cfg.ReplicaDSN); err != nil {
+		o.Logger.Warn("queue-ws: replica unavailable; reading decisions from the primary", "err", err)
+	} else {
+		defer replica.Close()
+		reader.replica = enroll.NewStore(replica, cfg.Term)
+	}
+
+	q := queue.New(rdb, cfg.Term)
+	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: reader, Signer: auth.NewSigner(cfg.TokenSecret)})
+	srv.start()
+	serverErrors := make(chan error, 1)
+	go func() { serverErrors <- srv.serve(ln) }()
+	o.Logger.Info("queue-ws: listening", "addr", ln.Addr().String(), "term", cfg.Term, "tick", o.Tick)
+
+	select {
+	case err := <-serverErrors:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	case <-ctx.Done():
+		o.Logger.Info("queue-ws: shutting down", "sessions", srv.eng.Stats().Sessions)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer scancel()
+	if err := srv.shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Redis and MariaDB close through the defers above, after the sessions.
+	return nil
+}
