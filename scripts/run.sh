@@ -6,7 +6,8 @@
 #   scripts/run.sh          build, migrate, import fixtures, (re)start the app processes
 #   scripts/run.sh stop     stop the app processes (services keep running; `make down` stops those)
 #
-#   api       127.0.0.1:8081 and 127.0.0.1:8083 (both with --scheduler=true; a Redis lock elects one drainer)
+#   api       127.0.0.1:8081 and 127.0.0.1:8083 (both with --scheduler=true; a Redis lock elects one drainer;
+#             the search indexer runs in the first only)
 #   queue-ws  127.0.0.1:8082 and 127.0.0.1:8084
 #   nginx     127.0.0.1:8080 in front of both
 #
@@ -110,7 +111,7 @@ start() { # start NAME ENV=VALUE... -- CMD...
 
 step "starting api x2 and queue-ws x2"
 start api-8081 ENROLLQ_HTTP_ADDR=127.0.0.1:8081 -- bin/api --scheduler=true
-start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true
+start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true --indexer=false
 start queue-ws-8082 ENROLLQ_WS_ADDR=127.0.0.1:8082 -- bin/queue-ws
 start queue-ws-8084 ENROLLQ_WS_ADDR=127.0.0.1:8084 -- bin/queue-ws
 

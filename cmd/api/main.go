@@ -49,6 +49,8 @@ func run(log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	withScheduler := fs.Bool("scheduler", true, "run the drain scheduler in this instance")
 	addr := fs.String("addr", cfg.HTTPAddr, "listen address (ENROLLQ_HTTP_ADDR)")
+	withSearch := fs.Bool("search", true, "answer GET /courses from the search node (with SQL fallback)")
+	withIndexer := fs.Bool("indexer", true, "run the search indexer (one per deployment is enough)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,6 +72,13 @@ func run(log *slog.Logger, args []string) error {
 		return err
 	}
 	svc, q, st := srv.svc, srv.svc.Queue, srv.svc.Store
+	if *withSearch {
+		ss, err := startSearch(ctx, cfg, deps, reg, log, *withIndexer)
+		if err != nil {
+			return err
+		}
+		srv.search = ss
+	}
 
 	var sched *enroll.Scheduler
 	if *withScheduler {

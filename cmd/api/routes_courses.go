@@ -24,6 +24,10 @@ func (s *server) courseRoutes(g *gin.RouterGroup) {
 // day=), open=true (or open_only=), size/limit (1–100, default 20), and
 // after (the previous page's next) or offset.
 func (s *server) listCourses(c *gin.Context) {
+	if s.search != nil {
+		s.searchCourses(c)
+		return
+	}
 	f, ok := courseFilter(c)
 	if !ok {
 		abort(c, errBadQuery)

@@ -18,6 +18,7 @@ import (
 	"github.com/enrollq/enrollq/internal/app"
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/ratelimit"
+	"github.com/enrollq/enrollq/internal/search"
 )
 
 // server holds the HTTP adapter's dependencies.
@@ -30,6 +31,7 @@ type server struct {
 	wsURL   string
 	webDir  string
 	extra   []func(api *gin.RouterGroup, s *server) // further routes (search, admin, web)
+	search  *search.Service                         // course search; nil answers from SQL
 
 	limiter *ratelimit.Limiter // per-IP and per-student request budgets (nil: no limits)
 	limits  ratelimit.Config
