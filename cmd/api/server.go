@@ -140,7 +140,10 @@ func (s *server) requireKind(kind string) gin.HandlerFunc {
 		}
 		c.Set(claimsKey, cl)
 		hits := []ratelimit.Hit{s.ipHit(c)}
-		if kind == auth.KindStudent {
+		// Admission counts the student's attempts inside admit.lua itself, in
+		// its single round trip; the generic budget would add a second one.
+		admission := c.Request.Method == http.MethodPost && c.FullPath() == "/api/v1/enrollments"
+		if kind == auth.KindStudent && !admission {
 			hits = append(hits, ratelimit.Hit{Rule: s.limits.Student, Subject: strconv.FormatInt(cl.Subject, 10)})
 		}
 		if !s.allow(c, hits...) {
