@@ -271,15 +271,42 @@ func (s *Scheduler) lead(ctx context.Context, m *redsync.Mutex) {
 		if len(p.reqs) == s.cfg.BatchSize {
 			next = pop() // prefetch while this batch is decided
 		}
-		ds, err := s.decide(leadCtx, ctx, p.reqs)
+		ds, err := s.decideUntilDone(leadCtx, p.reqs)
 		if err != nil {
-			if leadCtx.Err() == nil {
-				s.log.Error("scheduler: decide batch", "err", err)
-				sleep(leadCtx, 100*time.Millisecond)
-			}
-			continue
+			// Leadership ended with the batch undecided: it stays in flight
+			// and the next leader settles it before anything else.
+			return
 		}
 		acks <- ds
+	}
+}
+
+// decideUntilDone decides reqs, retrying (with backoff) for as long as this
+// scheduler leads. It never moves on to later tickets while an earlier batch
+// is undecided: that would let a later request take a seat an earlier one
+// should get (law 3). DecideBatch is idempotent, so a retry after a commit
+// whose reply was lost returns the recorded decisions.
+func (s *Scheduler) decideUntilDone(leadCtx context.Context, reqs []Request) ([]Decision, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		start := time.Now()
+		ds, err := s.d.DecideBatch(leadCtx, reqs)
+		if err == nil {
+			if s.cfg.AfterCommit != nil {
+				s.cfg.AfterCommit(ds)
+			}
+			s.decided.Add(int64(len(ds)))
+			if s.cfg.Observe != nil {
+				s.cfg.Observe(ds, time.Since(start))
+			}
+			return ds, nil
+		}
+		if leadCtx.Err() != nil {
+			return nil, err
+		}
+		s.log.Error("scheduler: decide batch; retrying the same batch", "err", err, "first_ticket", reqs[0].Ticket, "backoff", backoff)
+		sleep(leadCtx, backoff)
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
