@@ -60,3 +60,22 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+# Load tests (docs/BENCHMARKS.md); both run against `make run`'s stack.
+#   make loadgen [STUDENTS=100000] [LOADGEN_ARGS='-ws-share 0.5 ...']
+#       cmd/loadgen: N students burst through nginx, every law verified after;
+#       -reset empties the term's registrations first (catalog and roster stay).
+#   make jmeter [PLAN=enroll-burst|ws-watch] [USERS=100] [JMETER_ARGS='--ramp 5 ...']
+#       scripts/jmeter.sh: a JMeter plan headless, with its HTML dashboard.
+STUDENTS ?= 100000
+PLAN     ?= enroll-burst
+USERS    ?= 100
+
+.PHONY: loadgen jmeter
+loadgen:
+	@mkdir -p bin
+	$(GO) build -o bin/ ./cmd/loadgen
+	bin/loadgen -students $(STUDENTS) -reset $(LOADGEN_ARGS) >/dev/null # the JSON report is in out/loadgen/<time>/
+
+jmeter:
+	scripts/jmeter.sh $(PLAN) --users $(USERS) $(JMETER_ARGS)

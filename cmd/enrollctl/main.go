@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"import-students": importStudentsCommand,
 	"gen-catalog":     genCatalogCommand,
 	"gen-students":    genStudentsCommand,
+	"issue-tokens":    issueTokensCommand,
 }
 
 // app is what every command gets: configuration and where to write. Tests

@@ -1,0 +1,743 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/enrollq/enrollq/cmd/loadgen/students"
+	"github.com/enrollq/enrollq/internal/queue"
+)
+
+// config is everything one run needs; main fills it from flags.
+type config struct {
+	BaseURL       string        // nginx (or an api) on loopback
+	Students      int           // students to simulate
+	TokensFile    string        // prepared tokens (enrollctl issue-tokens); empty: issue in process
+	Ramp          time.Duration // arrivals spread over this long
+	Shape         string        // burst | uniform | step
+	Concurrency   int           // students in flight at once
+	PopularShare  float64       // share of cart picks aimed at the popular sections
+	PopularCount  int           // how many sections are popular
+	CartMin       int
+	CartMax       int
+	CancelRate    float64 // share of admitted requests the student leaves
+	DropRate      float64 // share of students who drop a course they got
+	WS            bool
+	WSShare       float64  // share of students with a queue-ws connection
+	WSDirect      []string // dial these queue-ws endpoints instead of going through BaseURL
+	WSGrace       time.Duration
+	WSMax         int    // cap on queue-ws connections (0: what the open-files limits allow)
+	Poll          bool   // students without queue-ws poll for their decision
+	Sources       string // local source address range
+	ClientIPs     int    // simulated client addresses (X-Forwarded-For): 0 one per student, -1 none
+	MaxDuration   time.Duration
+	DBDSN         string
+	RedisAddr     string
+	Term          string
+	TokenSecret   string
+	TokenTTL      time.Duration
+	AdminUser     string
+	AdminPassword string
+	Reset         bool
+	Ensure        bool
+	StudentPW     string
+	BcryptCost    int
+	Seed          uint64
+	Out           string
+	BaselinesFile string
+	CloseWindow   bool
+	ProgressEvery time.Duration
+	Quiet         bool
+	Stdout        io.Writer
+}
+
+// counters of the run (all safe for concurrent use).
+type counters struct {
+	sent, answered, admitted, transport      atomic.Int64
+	transportRetries                         atomic.Int64
+	retries429                               atomic.Int64
+	cancelsSent, cancelsOK, cancelsLate      atomic.Int64
+	cancelErrors                             atomic.Int64
+	dropsSent, dropsOK, dropErrors           atomic.Int64
+	wsDials, wsDialErrors, wsReconnects      atomic.Int64
+	wsDrops, wsWriteErrors                   atomic.Int64
+	positionFrames, resultFrames, badFrames  atomic.Int64
+	errorFrames, unknownFrames, otherFrames  atomic.Int64
+	polls, pollErrors, pollResults           atomic.Int64
+	firstSent, lastAdmitted, lastAnswered    atomic.Int64
+	lastResult                               atomic.Int64
+	refusedMu                                sync.Mutex
+	refused                                  map[string]int64 // admission refusals by error code
+	wsErrors                                 map[string]int64 // error frames by code
+	connectErrors                            map[string]int64
+	ambiguous                                [][2]int64 // (student, course) whose admission answer was lost
+	wsConnectFailed, wsConnected, wsStudents atomic.Int64
+}
+
+// student is one simulated student and their plan.
+type student struct {
+	idx     int32
+	tok     students.Token
+	cart    []int64
+	cancel  []bool // per cart item: leave the line after admission
+	offset  time.Duration
+	withWS  bool
+	drop    bool
+	dropped atomic.Bool
+	ws      *wsConn
+	ip      string // simulated client address (X-Forwarded-For), "" for none
+}
+
+func (st *student) who() cred { return cred{Token: st.tok.Token, IP: st.ip} }
+
+// clientIP is the simulated address of student i among n addresses: students
+// share addresses round-robin (n ≥ students: one each), in 10.0.0.0/8.
+func clientIP(i, n int) string {
+	j := i % n
+	return fmt.Sprintf("10.%d.%d.%d", (j>>16)&255, (j>>8)&255, j&255)
+}
+
+// run is one load run.
+type run struct {
+	cfg   config
+	start time.Time // the run's clock; burst offsets count from open
+	open  time.Time
+
+	api *api
+	src *sourceAddrs
+	db  *sqlx.DB
+	rdb *redis.Client
+	q   *queue.Redis
+
+	tr       *tracker
+	students []*student
+	c        counters
+
+	httpSockets, httpSocketsPeak atomic.Int64
+	wsSockets, wsSocketsPeak     atomic.Int64
+	wsOpen, wsPeak               atomic.Int64
+	wsWG                         sync.WaitGroup
+	actions                      sync.WaitGroup // cancels and drops in flight
+
+	latMu     sync.Mutex
+	latencies []float64 // admission answers, ms
+	sendLag   []float64 // students' first request: sent − planned arrival, ms
+
+	seriesMu sync.Mutex
+	series   []point
+
+	rss *rssMonitor
+	out io.Writer
+}
+
+func newRun(cfg config) (*run, error) {
+	srcs, err := parseSourceRange(cfg.Sources)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, start: time.Now(), src: &sourceAddrs{addrs: srcs}, tr: newTracker(), out: cfg.Stdout}
+	r.c.refused = map[string]int64{}
+	r.c.wsErrors = map[string]int64{}
+	r.c.connectErrors = map[string]int64{}
+	tr := &http.Transport{
+		DialContext:         r.src.dialContext(&r.httpSockets, &r.httpSocketsPeak),
+		MaxIdleConns:        cfg.Concurrency * 2,
+		MaxIdleConnsPerHost: cfg.Concurrency * 2,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	r.api = &api{base: cfg.BaseURL, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	if r.out == nil {
+		r.out = io.Discard
+	}
+	return r, nil
+}
+
+func (r *run) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *run) logf(format string, args ...any) {
+	if !r.cfg.Quiet {
+		fmt.Fprintf(r.out, "[%6.1fs] "+format+"\n", append([]any{time.Since(r.start).Seconds()}, args...)...)
+	}
+}
+
+func (r *run) noteWSOpen(d int64) {
+	n := r.wsOpen.Add(d)
+	for {
+		p := r.wsPeak.Load()
+		if n <= p || r.wsPeak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		p := a.Load()
+		if v <= p || a.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+func (r *run) refuse(m map[string]int64, code string) {
+	r.c.refusedMu.Lock()
+	m[code]++
+	r.c.refusedMu.Unlock()
+}
+
+// planStudents gives each student a cart, an arrival offset and the dice
+// rolls of the run (cancel, drop, ws), all from cfg.Seed.
+func planStudents(cfg config, toks []students.Token, courses []int64) []*student {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c6f616467656e))
+	popular := make([]int64, 0, cfg.PopularCount)
+	if len(courses) > 0 {
+		for _, i := range rng.Perm(len(courses))[:min(cfg.PopularCount, len(courses))] {
+			popular = append(popular, courses[i])
+		}
+	}
+	out := make([]*student, len(toks))
+	for i, t := range toks {
+		st := &student{idx: int32(i), tok: t}
+		n := cfg.CartMin
+		if cfg.CartMax > cfg.CartMin {
+			n += rng.IntN(cfg.CartMax - cfg.CartMin + 1)
+		}
+		n = min(n, len(courses))
+		for len(st.cart) < n {
+			var c int64
+			if len(popular) > 0 && rng.Float64() < cfg.PopularShare {
+				c = popular[rng.IntN(len(popular))]
+			} else {
+				c = courses[rng.IntN(len(courses))]
+			}
+			if !slices.Contains(st.cart, c) {
+				st.cart = append(st.cart, c)
+				st.cancel = append(st.cancel, rng.Float64() < cfg.CancelRate)
+			}
+		}
+		st.offset = arrival(rng, cfg.Shape, cfg.Ramp)
+		st.withWS = cfg.WS && rng.Float64() < cfg.WSShare
+		st.drop = rng.Float64() < cfg.DropRate
+		if cfg.ClientIPs >= 0 {
+			n := cfg.ClientIPs
+			if n == 0 || n > len(toks) {
+				n = len(toks)
+			}
+			st.ip = clientIP(i, n)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// arrival draws one student's click time after opening. "burst" is the
+// registration-day shape: most students click in the first instants and the
+// rest trail off (exponential with mean ramp/5, redrawn past ramp: 99% land
+// in the first 92% of the ramp); "uniform" spreads evenly; "step" is everyone
+// at once.
+func arrival(rng *rand.Rand, shape string, ramp time.Duration) time.Duration {
+	if ramp <= 0 || shape == "step" {
+		return 0
+	}
+	if shape == "uniform" {
+		return time.Duration(rng.Int64N(int64(ramp)))
+	}
+	for {
+		d := time.Duration(rng.ExpFloat64() * float64(ramp) / 5)
+		if d < ramp {
+			return d
+		}
+	}
+}
+
+// connectAll opens the queue-ws connections of the students that have one,
+// parallelism workers at a time.
+func (r *run) connectAll(ctx context.Context, parallelism int) {
+	d := r.wsDialer()
+	var todo []*student
+	for _, st := range r.students {
+		if st.withWS {
+			todo = append(todo, st)
+		}
+	}
+	r.c.wsStudents.Store(int64(len(todo)))
+	if len(todo) == 0 {
+		return
+	}
+	r.logf("opening %d queue-ws connections (%d at a time) ...", len(todo), parallelism)
+	t0 := time.Now()
+	ch := make(chan *student)
+	var wg sync.WaitGroup
+	for range parallelism {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for st := range ch {
+				if err := r.connectWS(ctx, st, d); err != nil {
+					r.c.wsConnectFailed.Add(1)
+					r.refuse(r.c.connectErrors, shortErr(err))
+					continue
+				}
+				r.c.wsConnected.Add(1)
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 0; i < len(todo); {
+		select {
+		case <-ctx.Done():
+			close(ch)
+			wg.Wait()
+			return
+		case ch <- todo[i]:
+			i++
+		case <-tick.C:
+			r.logf("  ws connected %d/%d, failed %d, open %d", r.c.wsConnected.Load(), len(todo), r.c.wsConnectFailed.Load(), r.wsOpen.Load())
+		}
+	}
+	close(ch)
+	wg.Wait()
+	r.logf("ws connected %d/%d in %.1fs (failed %d), open %d", r.c.wsConnected.Load(), len(todo),
+		time.Since(t0).Seconds(), r.c.wsConnectFailed.Load(), r.wsOpen.Load())
+}
+
+func shortErr(err error) string {
+	s := errCode(err)
+	if s != "transport" {
+		return s
+	}
+	msg := err.Error()
+	for _, k := range []string{"connection refused", "connection reset", "timeout", "cannot assign requested address",
+		"too many open files", "bad handshake", "EOF", "HTTP "} {
+		if containsFold(msg, k) {
+			return k
+		}
+	}
+	if len(msg) > 60 {
+		msg = msg[:60]
+	}
+	return msg
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(sub); j++ {
+			a, b := s[i+j], sub[j]
+			if 'A' <= a && a <= 'Z' {
+				a += 'a' - 'A'
+			}
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			if a != b {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// burst sends every student's cart, each student arriving at their offset
+// after open, at most cfg.Concurrency students at a time.
+func (r *run) burst(ctx context.Context) {
+	order := slices.Clone(r.students)
+	slices.SortStableFunc(order, func(a, b *student) int { return int(a.offset - b.offset) })
+	jobs := make(chan *student, 1<<14)
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for st := range jobs {
+				r.fire(ctx, st)
+			}
+		}()
+	}
+	for i := 0; i < len(order) && ctx.Err() == nil; {
+		due := time.Since(r.open)
+		for i < len(order) && order[i].offset <= due {
+			select {
+			case jobs <- order[i]:
+				i++
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if i < len(order) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// fire sends one student's requests, one cart item after the other, like a
+// student pressing "신청" down the cart.
+func (r *run) fire(ctx context.Context, st *student) {
+	// How late the student's first click goes out against the plan: the
+	// time it waited for one of the -concurrency senders.
+	lag := float64(time.Since(r.open)-st.offset) / 1e6
+	r.latMu.Lock()
+	r.sendLag = append(r.sendLag, max(lag, 0))
+	r.latMu.Unlock()
+	for i, course := range st.cart {
+		r.c.sent.Add(1)
+		lostAnswer := false // an earlier attempt got no answer: it may have been admitted
+		for attempt := 0; ctx.Err() == nil; attempt++ {
+			sent := r.now()
+			if r.c.firstSent.Load() == 0 {
+				r.c.firstSent.CompareAndSwap(0, sent)
+			}
+			a, err := r.api.enroll(ctx, st.who(), course)
+			done := r.now()
+			code := errCode(err)
+			if code == "transport" {
+				// No answer: the request may or may not have reached Redis.
+				// Asking again is safe (a second request for the same
+				// section is refused as already_queued/already_enrolled);
+				// verification looks the pair up in MariaDB.
+				r.c.transport.Add(1)
+				lostAnswer = true
+				if attempt < 3 {
+					r.c.transportRetries.Add(1)
+					sleepCtx(ctx, time.Duration(50*(attempt+1))*time.Millisecond)
+					continue
+				}
+				r.refuse(r.c.refused, "transport")
+				r.noteAmbiguous(st, course)
+				break
+			}
+			r.latMu.Lock()
+			r.latencies = append(r.latencies, float64(done-sent)/1e6)
+			r.latMu.Unlock()
+			var ae *apiError
+			if code == "rate_limited" && attempt < 5 && errors.As(err, &ae) {
+				r.c.retries429.Add(1)
+				sleepCtx(ctx, min(max(ae.RetryAfter, 100*time.Millisecond), 2*time.Second))
+				continue
+			}
+			r.c.answered.Add(1)
+			storeMax(&r.c.lastAnswered, done)
+			if lostAnswer {
+				r.noteAmbiguous(st, course)
+				if code == "already_queued" && errors.As(err, &ae) && ae.RequestID > 0 {
+					// The lost attempt was admitted: this is its id.
+					a, err = admission{RequestID: ae.RequestID, Ticket: ae.RequestID, Position: math.MaxInt64}, nil
+				}
+			}
+			if err != nil {
+				r.refuse(r.c.refused, code)
+				break
+			}
+			r.c.admitted.Add(1)
+			storeMax(&r.c.lastAdmitted, done)
+			rec := &reqRec{ID: a.RequestID, Student: st.tok.StudentID, Course: course, Ticket: a.Ticket, st: st,
+				SentAt: sent, AdmittedAt: done, FirstPos: a.Position, LastPos: a.Position}
+			if !r.tr.add(rec) {
+				break
+			}
+			if st.ws != nil {
+				st.ws.watch(rec)
+			}
+			if st.cancel[i] {
+				r.actions.Add(1)
+				go r.cancelLater(ctx, rec)
+			}
+			break
+		}
+	}
+}
+
+// noteAmbiguous remembers a (student, section) pair whose admission answer
+// was lost at least once: whatever MariaDB recorded for it was admitted by
+// us, even if we never saw the id.
+func (r *run) noteAmbiguous(st *student, course int64) {
+	r.c.refusedMu.Lock()
+	r.c.ambiguous = append(r.c.ambiguous, [2]int64{st.tok.StudentID, course})
+	r.c.refusedMu.Unlock()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// cancelLater leaves the line a moment after admission, as a student who
+// changed their mind does. The request may already be decided by then.
+func (r *run) cancelLater(ctx context.Context, rec *reqRec) {
+	defer r.actions.Done()
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Duration(rand.Int64N(int64(1500 * time.Millisecond)))):
+	}
+	r.c.cancelsSent.Add(1)
+	v, err := r.api.cancel(ctx, rec.st.who(), rec.ID)
+	switch code := errCode(err); code {
+	case "":
+		r.c.cancelsOK.Add(1)
+		if rec.observeResult(v.Status, v.Reason, srcCancel, r.now()) {
+			r.afterResult(rec)
+		}
+	case "already_decided":
+		r.c.cancelsLate.Add(1)
+	default:
+		r.c.cancelErrors.Add(1)
+		r.refuse(r.c.refused, "cancel_"+code)
+	}
+}
+
+// afterResult runs once per request when its decision is first known: a
+// student who drops drops the first course they got.
+func (r *run) afterResult(rec *reqRec) {
+	storeMax(&r.c.lastResult, r.now())
+	st := rec.st
+	if rec.Status != "enrolled" || !st.drop || !st.dropped.CompareAndSwap(false, true) {
+		return
+	}
+	r.actions.Add(1)
+	go func() {
+		defer r.actions.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r.c.dropsSent.Add(1)
+		if err := r.api.drop(ctx, st.who(), rec.Course); err != nil {
+			r.c.dropErrors.Add(1)
+			r.refuse(r.c.refused, "drop_"+errCode(err))
+			return
+		}
+		rec.mu.Lock()
+		rec.Dropped = true
+		rec.mu.Unlock()
+		r.c.dropsOK.Add(1)
+	}()
+}
+
+// unresolved counts admitted requests whose decision loadgen does not know.
+func (r *run) unresolved() int {
+	n := 0
+	for _, rec := range r.tr.snapshot() {
+		if !rec.resolved() {
+			n++
+		}
+	}
+	return n
+}
+
+// limitWS caps the students with a queue-ws connection to what fits (see
+// budget.go) and returns how many were planned, how many keep one, and why
+// fewer, if so.
+func (r *run) limitWS(nofile uint64) (planned, kept int, why string) {
+	for _, st := range r.students {
+		if st.withWS {
+			planned++
+		}
+	}
+	b := ownBudget(nofile, r.cfg.Concurrency)
+	if len(r.cfg.WSDirect) == 0 {
+		if p := nginxConfFor(r.cfg.BaseURL); p != "" {
+			if f, err := os.Open(p); err == nil {
+				l, err := parseNginxLimits(f)
+				f.Close()
+				if nb := l.budget(r.cfg.Concurrency); err == nil && nb.Max < b.Max {
+					b = nb
+				}
+			}
+		}
+	}
+	if r.cfg.WSMax > 0 {
+		if r.cfg.WSMax > b.Max {
+			r.logf("warning: -ws-max %d is above what fits (%d, %s)", r.cfg.WSMax, b.Max, b.Reason)
+		}
+		b = wsBudget{Max: r.cfg.WSMax, Reason: "-ws-max"}
+	}
+	kept = capWS(r.students, b)
+	if kept < planned {
+		why = fmt.Sprintf("%d of %d planned queue-ws connections: limited by %s", kept, planned, b.Reason)
+		r.logf("%s; the other students poll or are verified from MariaDB", why)
+	}
+	return planned, kept, why
+}
+
+// settled reports whether every decision loadgen waits for is known: every
+// watched request's (and, when polling, every request's), and the queue is
+// empty.
+func (r *run) settled(ctx context.Context) bool {
+	quiet := 0
+	for _, rec := range r.tr.snapshot() {
+		rec.mu.Lock()
+		st, watched := rec.Status, rec.Watched
+		rec.mu.Unlock()
+		if st != "" {
+			continue
+		}
+		if r.cfg.Poll || watched {
+			return false
+		}
+		quiet++
+	}
+	if quiet == 0 {
+		return true
+	}
+	if r.q == nil {
+		return false
+	}
+	st, err := r.q.Stats(ctx)
+	return err == nil && st.Pending == 0
+}
+
+// ambiguousRequests returns the ids MariaDB recorded for the (student,
+// section) pairs whose admission answer was lost.
+func (r *run) ambiguousRequests(ctx context.Context) ([]int64, error) {
+	r.c.refusedMu.Lock()
+	pairs := slices.Clone(r.c.ambiguous)
+	r.c.refusedMu.Unlock()
+	var out []int64
+	for len(pairs) > 0 {
+		n := min(len(pairs), 500)
+		q := `SELECT id FROM enrollment_requests WHERE (student_id, course_id) IN (` +
+			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",") + `)`
+		args := make([]any, 0, 2*n)
+		for _, p := range pairs[:n] {
+			args = append(args, p[0], p[1])
+		}
+		var ids []int64
+		if err := r.db.SelectContext(ctx, &ids, q, args...); err != nil {
+			return nil, fmt.Errorf("look up requests whose answer was lost: %w", err)
+		}
+		out = append(out, ids...)
+		pairs = pairs[n:]
+	}
+	return out, nil
+}
+
+// pollLoop is the fallback for decisions no result frame brought: requests
+// the queue shows as decided (below the head, or in the done list) are read
+// with GET /requests/{id} — at once for students without a connection,
+// after cfg.WSGrace for the others.
+func (r *run) pollLoop(ctx context.Context, final <-chan struct{}) {
+	jobs := make(chan *reqRec, 4096)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range jobs {
+				r.poll(ctx, rec)
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	everything := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-final:
+			everything, final = true, nil // past the deadline: ask about everything left
+		case <-tick.C:
+		}
+		var w queue.Watermark
+		if r.q != nil && !everything {
+			var err error
+			if w, err = r.q.ReadWatermark(ctx, 100_000); err != nil {
+				continue
+			}
+		}
+		now := r.now()
+		for _, rec := range r.tr.snapshot() {
+			rec.mu.Lock()
+			if rec.Status != "" || rec.Polling {
+				rec.mu.Unlock()
+				continue
+			}
+			if !rec.Watched && !r.cfg.Poll && !everything {
+				rec.mu.Unlock() // read from MariaDB at the end
+				continue
+			}
+			decided := everything || r.q == nil || rec.Ticket < w.Head || inSorted(w.Done, rec.Ticket)
+			if !decided {
+				rec.mu.Unlock()
+				continue
+			}
+			if rec.DecidedSeen == 0 {
+				rec.DecidedSeen = now
+			}
+			grace := int64(0)
+			if rec.Watched && !everything {
+				grace = int64(r.cfg.WSGrace)
+			}
+			if r.q == nil && !everything {
+				grace = int64(time.Second) // no queue view: ask every second
+			}
+			if now-rec.DecidedSeen < grace {
+				rec.mu.Unlock()
+				continue
+			}
+			rec.Polling = true
+			rec.mu.Unlock()
+			select {
+			case jobs <- rec:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func inSorted(xs []int64, x int64) bool {
+	_, ok := slices.BinarySearch(xs, x)
+	return ok
+}
+
+func (r *run) poll(ctx context.Context, rec *reqRec) {
+	r.c.polls.Add(1)
+	v, err := r.api.request(ctx, rec.st.who(), rec.ID)
+	if err != nil {
+		r.c.pollErrors.Add(1)
+	} else if v.Status != "" && v.Status != "queued" {
+		r.c.pollResults.Add(1)
+		if rec.observeResult(v.Status, v.Reason, srcPoll, r.now()) {
+			r.afterResult(rec)
+		}
+	}
+	rec.mu.Lock()
+	rec.Polling = false
+	if rec.Status == "" {
+		rec.DecidedSeen = r.now() // ask again after the grace period
+	}
+	rec.mu.Unlock()
+}

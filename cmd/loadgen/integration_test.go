@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/enrollq/enrollq/internal/dbtest"
+)
+
+// buildBinaries builds cmd/api and cmd/queue-ws once per test binary.
+func buildBinaries(t *testing.T) (apiBin, wsBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	apiBin, wsBin = filepath.Join(dir, "api"), filepath.Join(dir, "queue-ws")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/enrollq/enrollq/cmd/api", "github.com/enrollq/enrollq/cmd/queue-ws")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build api queue-ws: %v\n%s", err, out)
+	}
+	return apiBin, wsBin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProcess runs bin with env until the test ends and waits until url
+// answers 200.
+func startProcess(t *testing.T, bin string, env []string, url string) {
+	t.Helper()
+	var logs bytes.Buffer
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), lastLines(logs.String(), 40))
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("%s exited during startup: %v\n%s", bin, err, lastLines(logs.String(), 40))
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer %s within 60s\n%s", bin, url, lastLines(logs.String(), 40))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestEngineAgainstRealAPI runs the whole loadgen engine — roster import,
+// tokens, queue-ws connections, burst, cancels, drops, polling fallback,
+// verification and both reports — with 200 students against a real api and
+// queue-ws built from this tree, on the real MariaDB and Redis, in a database
+// and a Redis term of its own.
+func TestEngineAgainstRealAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	db := dbtest.New(t)
+	_, term := dbtest.Redis(t) // a term of its own, its keys removed at the end
+	rng := rand.New(rand.NewPCG(5, 6))
+	dbtest.SeedCourses(t, db.DB, dbtest.RandomCatalog(rng, 30, 12))
+
+	apiBin, wsBin := buildBinaries(t)
+	apiAddr, wsAddr := freePort(t), freePort(t)
+	secret := dbtest.UniqueName("secret-")
+	env := []string{
+		"ENROLLQ_DB_DSN=" + db.DSN, "ENROLLQ_REPLICA_DSN=" + db.DSN, "ENROLLQ_REDIS_ADDR=" + dbtest.RedisAddr(),
+		"ENROLLQ_TERM=" + term, "ENROLLQ_TOKEN_SECRET=" + secret, "ENROLLQ_ADMIN_USER=admin", "ENROLLQ_ADMIN_PASSWORD=admin-pw",
+		"ENROLLQ_WS_PUBLIC_URL=/ws", "ENROLLQ_BATCH_SIZE=50", "ENROLLQ_SEARCH_INDEX=" + term,
+	}
+	startProcess(t, apiBin, append(env, "ENROLLQ_HTTP_ADDR="+apiAddr), "http://"+apiAddr+"/healthz")
+	startProcess(t, wsBin, append(env, "ENROLLQ_WS_ADDR="+wsAddr), "http://"+wsAddr+"/healthz")
+
+	out := t.TempDir()
+	if d := os.Getenv("LOADGEN_TEST_OUT"); d != "" {
+		out = d // keep the reports of the test run
+	}
+	args := []string{
+		"-url", "http://" + apiAddr, "-ws-direct", "ws://" + wsAddr + "/ws",
+		"-students", "200", "-ramp", "1s", "-concurrency", "32", "-cart", "1-3",
+		"-popular-share", "0.4", "-popular-count", "3", "-cancel-rate", "0.1", "-drop-rate", "0.05",
+		"-ws-share", "0.8", "-max-duration", "2m", "-reset", "-quiet",
+		"-db", db.DSN, "-redis", dbtest.RedisAddr(), "-term", term,
+		"-admin-user", "admin", "-admin-password", "admin-pw", "-out", out, "-sources", "127.0.0.1-127.0.0.4",
+	}
+	t.Setenv("ENROLLQ_TOKEN_SECRET", secret)
+	t.Setenv("ENROLLQ_BCRYPT_COST", "4")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := mainRun(ctx, args, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, stderr.String())
+	}
+	t.Log(stderr.String()[max(0, stderr.Len()-3000):])
+	var printed Report
+	if err := json.Unmarshal(stdout.Bytes(), &printed); err != nil || printed.Requested != rep.Requested {
+		t.Errorf("stdout is not the JSON report: %v", err)
+	}
+	if !rep.LawsOK {
+		t.Errorf("laws broken: %+v", rep)
+	}
+	if rep.Requested < 200 || rep.Answered != rep.Requested {
+		t.Errorf("requested %d answered %d", rep.Requested, rep.Answered)
+	}
+	if rep.Admitted == 0 || rep.Enrolled == 0 {
+		t.Errorf("admitted %d enrolled %d: the burst did nothing", rep.Admitted, rep.Enrolled)
+	}
+	// 30 sections of at most 12 seats for 200 students with carts of 1-3:
+	// the popular ones sell out at admission.
+	if rep.SoldOutEarly == 0 {
+		t.Errorf("no early sold-out: %v", rep.RefusedByCode)
+	}
+	if got := rep.Enrolled + rep.Cancelled + sum(rep.RejectedByReason); got != rep.Admitted {
+		t.Errorf("decisions %d ≠ admitted %d", got, rep.Admitted)
+	}
+	if rep.WS.Connected < 100 || rep.WS.ConnectFailed != 0 {
+		t.Errorf("queue-ws: %d connected, %d failed (%v)", rep.WS.Connected, rep.WS.ConnectFailed, rep.WS.ConnectErrors)
+	}
+	if rep.Sources[srcWS] == 0 {
+		t.Errorf("no result came over queue-ws: sources %v", rep.Sources)
+	}
+	if rep.Actions.CancelsSent == 0 || rep.Actions.CancelErrors != 0 || rep.Actions.DropErrors != 0 {
+		t.Errorf("actions: %+v", rep.Actions)
+	}
+	if rep.AdmissionLatencyMS.N == 0 || len(rep.Series) == 0 || len(rep.LatencyHistogram) == 0 {
+		t.Errorf("report misses data: latency %+v, %d points", rep.AdmissionLatencyMS, len(rep.Series))
+	}
+	for _, f := range []string{"report.json", "report.html"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
