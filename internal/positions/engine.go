@@ -162,6 +162,33 @@ type counters struct {
 type shard struct {
 	mu sync.Mutex
 	m  map[int64]*entry
+	// recent and older hold the results published for requests nobody here
+	// watched yet, for two generations of recentTTL: a watch registered
+	// just after its result was published (Lookup said "pending", then the
+	// decision landed) is answered from here at once instead of waiting for
+	// the durable-status safety net.
+	recent, older map[int64]queue.ResultEvent
+	rotated       time.Time
+}
+
+// recentTTL is how long one generation of unclaimed results is kept.
+const recentTTL = 10 * time.Second
+
+// remember keeps ev for a watch that may register right after; sh.mu held.
+func (sh *shard) remember(ev queue.ResultEvent, now time.Time) {
+	if sh.recent == nil || now.Sub(sh.rotated) > recentTTL {
+		sh.older, sh.recent, sh.rotated = sh.recent, make(map[int64]queue.ResultEvent), now
+	}
+	sh.recent[ev.RequestID] = ev
+}
+
+// claim returns an unclaimed recent result of id; sh.mu held.
+func (sh *shard) claim(id int64) (queue.ResultEvent, bool) {
+	if ev, ok := sh.recent[id]; ok {
+		return ev, true
+	}
+	ev, ok := sh.older[id]
+	return ev, ok
 }
 
 // entry is one watched request on this instance.
@@ -370,6 +397,7 @@ func (e *Engine) deliver(ev queue.ResultEvent) bool {
 	defer sh.mu.Unlock()
 	en := sh.m[ev.RequestID]
 	if en == nil {
+		sh.remember(ev, e.cfg.Now())
 		return false
 	}
 	if ev.StudentID != 0 && ev.StudentID != en.student {
@@ -400,6 +428,11 @@ func (e *Engine) register(s *Session, id, student, pos int64) {
 	s.ids[id] = stWatching
 	s.mu.Unlock()
 	en := sh.m[id]
+	if ev, ok := sh.claim(id); ok && en == nil && (ev.StudentID == 0 || ev.StudentID == student) {
+		// Decided between the Lookup and now: answer at once.
+		s.resolve(id, appendResult(make([]byte, 0, 128), id, ev.Status, ev.Reason, e.cfg.Now().UnixMilli()))
+		return
+	}
 	if en == nil {
 		en = &entry{id: id, student: student}
 		sh.m[id] = en

@@ -617,3 +617,50 @@ func TestEventsResubscribe(t *testing.T) {
 	s.Close()
 	s2.Close()
 }
+
+// racyLine says a request is pending, but its decision is published while
+// the Lookup is in flight, before the watch is registered.
+type racyLine struct {
+	e  *Engine
+	ev queue.ResultEvent
+}
+
+func (l *racyLine) ReadWatermark(context.Context, int) (queue.Watermark, error) {
+	return queue.Watermark{Head: 1, Last: 1}, nil
+}
+
+func (l *racyLine) Lookup(_ context.Context, id int64) (enroll.Request, int64, error) {
+	l.e.deliver(l.ev) // nobody watches yet: must be remembered, not lost
+	return enroll.Request{ID: id, Ticket: id, StudentID: l.ev.StudentID}, 2, nil
+}
+
+// TestResultBetweenLookupAndWatch: a result published after the Lookup but
+// before the watch is registered reaches the client at once, exactly once.
+func TestResultBetweenLookupAndWatch(t *testing.T) {
+	checkGoroutines(t)
+	l := &racyLine{ev: queue.ResultEvent{RequestID: 55, StudentID: 7, CourseID: 1, Status: "enrolled"}}
+	e := New(Config{Line: l, Tick: time.Hour})
+	l.e = e
+	sink := &recSink{}
+	s := e.Open(7, sink)
+	s.Watch(context.Background(), 55)
+	res := sink.results(55)
+	if len(res) != 1 || res[0].Status != "enrolled" {
+		t.Fatalf("results = %+v, want one enrolled", res)
+	}
+	// A late duplicate of the event changes nothing.
+	e.deliver(l.ev)
+	if n := len(sink.results(55)); n != 1 {
+		t.Fatalf("%d results after a duplicate event", n)
+	}
+	// Another student's watch of the same id gets no result from the cache.
+	other := &recSink{}
+	s2 := e.Open(8, other)
+	l.ev.StudentID = 7
+	s2.Watch(context.Background(), 55)
+	if n := len(other.results(55)); n != 0 {
+		t.Fatalf("another student received the result")
+	}
+	s.Close()
+	s2.Close()
+}
