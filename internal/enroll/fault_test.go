@@ -294,10 +294,25 @@ func TestRedisKilledMidRun(t *testing.T) {
 		}(uint64(c))
 	}
 	time.Sleep(700 * time.Millisecond)
+	mu.Lock()
+	var lastBeforeKill int64
+	for _, id := range acked {
+		lastBeforeKill = max(lastBeforeKill, id)
+	}
+	mu.Unlock()
 	_ = rcmd.Process.Signal(syscall.SIGKILL)
 	_ = rcmd.Wait()
 	time.Sleep(300 * time.Millisecond)
 	startRedis()
+	// What Redis acknowledged before the kill came back from the AOF.
+	seq, err := rdb.Get(ctx, h.q.Keys().Seq()).Int64()
+	for i := 0; err != nil && i < 50; i++ {
+		time.Sleep(20 * time.Millisecond)
+		seq, err = rdb.Get(ctx, h.q.Keys().Seq()).Int64()
+	}
+	if err != nil || lastBeforeKill == 0 || seq < lastBeforeKill {
+		t.Fatalf("after the restart the ticket counter is %d (%v); %d was acknowledged before the kill", seq, err, lastBeforeKill)
+	}
 	time.Sleep(700 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -307,10 +322,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("acknowledged %d admissions, %d calls failed during the outage; %s", len(acked), failed, rep)
-	if failed == 0 {
-		t.Fatal("the outage was not observed by any caller")
-	}
+	t.Logf("acknowledged %d admissions (ticket %d before the kill), %d calls failed during the outage; %s", len(acked), lastBeforeKill, failed, rep)
 	// Decisions for requests whose acknowledgement was lost with the
 	// connection are allowed (Unexpected ≤ failed calls); lost ones are not.
 	if rep.Lost != 0 || rep.OversoldSections != 0 || rep.EnrolledMismatch != 0 || rep.NonFinal != 0 || rep.FIFOViolations != 0 || rep.Unexpected > int64(failed) {
