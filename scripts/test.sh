@@ -65,9 +65,26 @@ check_imports() {
   echo "internal/ depends on neither Gin nor melody"
 }
 
+GO_TEST_LOG="${GO_TEST_LOG:-$REPO/out/go-test.log}"
 run_tests() {
-  $GO test -race -count=1 -timeout "$TEST_TIMEOUT" ./...
+  # -v into a log (every test's verdict counted for the summary); package
+  # lines and failures on the console, the whole log on failure.
+  mkdir -p "$(dirname "$GO_TEST_LOG")"
+  local rc
+  $GO test -race -count=1 -timeout "$TEST_TIMEOUT" -v ./... >"$GO_TEST_LOG" 2>&1
+  rc=$?
+  grep -E '^(ok|FAIL|\?|panic:|--- FAIL)' "$GO_TEST_LOG"
+  if ((rc != 0)); then
+    printf '\n==> full go test output (%s)\n' "$GO_TEST_LOG"
+    grep -vE '^(=== (RUN|PAUSE|CONT|NAME)|    --- PASS|--- PASS|--- SKIP|PASS$)' "$GO_TEST_LOG"
+  fi
+  TESTS_PASSED=$(grep -cE '^\s*--- PASS' "$GO_TEST_LOG")
+  TESTS_FAILED=$(grep -cE '^\s*--- FAIL' "$GO_TEST_LOG")
+  ((rc == 0 || TESTS_FAILED > 0)) || TESTS_FAILED=1 # a build failure or panic counts
+  return $rc
 }
+TESTS_PASSED=0
+TESTS_FAILED=0
 
 echo "==> $($GO version), services: $(bash scripts/services.sh status >/dev/null 2>&1 && echo up || echo 'NOT all up')"
 run_step "gofmt -l ." check_gofmt
@@ -81,6 +98,8 @@ printf '\n==> summary\n'
 printf '    %s\n' "${results[@]}"
 if ((failed)); then
   echo "make test: FAILED ($((SECONDS - T0))s)"
+  echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
   exit 1
 fi
 echo "make test: PASSED ($((SECONDS - T0))s)"
+echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
