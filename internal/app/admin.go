@@ -74,25 +74,11 @@ func (s *Service) AdminLogin(ctx context.Context, username, password string) (st
 
 // ChangeAdminPassword replaces the password of the admin in c.
 func (s *Service) ChangeAdminPassword(ctx context.Context, c auth.Claims, old, pw string) error {
-	var hash string
-	if err := s.DB.GetContext(ctx, &hash, `SELECT password_hash FROM admins WHERE username = ?`, c.StudentNo); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrBadCredentials
-		}
-		return fmt.Errorf("change admin password: %w", err)
-	}
-	if !auth.CheckPassword(hash, old) {
-		return ErrBadCredentials
-	}
-	if err := checkNewPassword(old, pw); err != nil {
-		return err
-	}
-	h, err := auth.HashPassword(pw, s.bcryptCost())
-	if err != nil {
-		return err
-	}
-	_, err = s.DB.ExecContext(ctx, `UPDATE admins SET password_hash = ? WHERE username = ?`, h, c.StudentNo)
-	return err
+	const (
+		qGet = `SELECT password_hash FROM admins WHERE username = ?`
+		qSet = `UPDATE admins SET password_hash = ? WHERE username = ?`
+	)
+	return s.changePassword(ctx, "change admin password", qGet, qSet, c.StudentNo, old, pw)
 }
 
 // CreateAdmin adds a registrar account.

@@ -34,12 +34,22 @@ func (s *Service) bcryptCost() int {
 
 // ChangePassword replaces the student's password after checking the old one.
 func (s *Service) ChangePassword(ctx context.Context, c auth.Claims, old, pw string) error {
+	const (
+		qGet = `SELECT password_hash FROM students WHERE id = ?`
+		qSet = `UPDATE students SET password_hash = ? WHERE id = ?`
+	)
+	return s.changePassword(ctx, "change password", qGet, qSet, c.Subject, old, pw)
+}
+
+// changePassword checks old against the hash qGet reads for key, then
+// stores the hash of pw with qSet (hash, key).
+func (s *Service) changePassword(ctx context.Context, what, qGet, qSet string, key any, old, pw string) error {
 	var hash string
-	if err := s.DB.GetContext(ctx, &hash, `SELECT password_hash FROM students WHERE id = ?`, c.Subject); err != nil {
+	if err := s.DB.GetContext(ctx, &hash, qGet, key); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrBadCredentials
 		}
-		return fmt.Errorf("change password: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if !auth.CheckPassword(hash, old) {
 		return ErrBadCredentials
@@ -49,10 +59,10 @@ func (s *Service) ChangePassword(ctx context.Context, c auth.Claims, old, pw str
 	}
 	h, err := auth.HashPassword(pw, s.bcryptCost())
 	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if _, err := s.DB.ExecContext(ctx, `UPDATE students SET password_hash = ? WHERE id = ?`, h, c.Subject); err != nil {
-		return fmt.Errorf("change password: %w", err)
+	if _, err := s.DB.ExecContext(ctx, qSet, h, key); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
