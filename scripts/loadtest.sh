@@ -68,19 +68,15 @@ if ((baselines)); then
   redis-cli -h "$RH" -p "$RP" set "${p}open" 1 >/dev/null
   redis-cli -h "$RH" -p "$RP" hset "${p}seats" 1 1000000000 >/dev/null
   sha=$(redis-cli -h "$RH" -p "$RP" script load "$(cat internal/queue/lua/admit.lua)")
-  # The script's header lists its KEYS and ARGV; build the call from it so the
-  # baseline follows the script as it changes. Keys described as the
-  # student's get a random student suffix; ARGV: student (random), course 1,
-  # rate limit 0 (off), and 86400000 (ms: windows, expiries) for the rest.
-  # Every call admits a new student into course 1, the path a real admission
-  # takes.
-  keys=()
-  while read -r name desc; do
-    if [[ $desc == *"the student"* || $desc == *per-student* ]]; then keys+=("${p}${name}:__rand_int__"); else keys+=("${p}${name}"); fi
-  done < <(sed -n 's/^-- KEYS\[[0-9]*\] *\([a-z_]*\) *\(.*\)$/\1 \2/p' internal/queue/lua/admit.lua)
-  nargv=$(grep -o '^--.*' internal/queue/lua/admit.lua | grep -o 'ARGV\[[0-9]*\]' | tr -dc '0-9\n' | sort -n | tail -1)
-  argv=(__rand_int__ 1 0)
-  for ((i = 4; i <= nargv; i++)); do argv+=(86400000); done
+  # One admission per call (the script's batch of one; see its header): the
+  # nine shared keys, then the request's enr, rl, mine and ip keys (the
+  # student's keys get a random suffix; ip = rl since the address budget is
+  # off), ARGV: student rate limit 0 (off), window, request-set expiry, then
+  # student (random), course 1, address limit 0, window. Every call admits a
+  # new student into course 1, the path a real admission takes.
+  keys=("${p}open" "${p}seq" "${p}waiting" "${p}pending" "${p}req" "${p}dup" "${p}seats" "${p}pcount" "${p}stats"
+    "${p}enr:__rand_int__" "${p}rl:__rand_int__" "${p}mine:__rand_int__" "${p}rl:__rand_int__")
+  argv=(0 1000 86400000 __rand_int__ 1 0 0)
   redis-benchmark -h "$RH" -p "$RP" -n 200000 -c 50 -r 100000000 --csv \
     EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" "${argv[@]}" >"$out/redis-benchmark.csv"
   admitted=$(redis-cli -h "$RH" -p "$RP" hget "${p}stats" admitted)

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/enrollq/enrollq/internal/app"
+	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/ratelimit"
 )
 
@@ -23,6 +24,16 @@ func (s *server) ipRule(c *gin.Context, r ratelimit.Rule) ratelimit.Hit {
 		r.N = 0
 	}
 	return ratelimit.Hit{Rule: r, Subject: ip}
+}
+
+// admissionBudget is the client address's budget in the form admit.lua
+// counts it, so admission stays one Redis round trip.
+func (s *server) admissionBudget(c *gin.Context) queue.Limit {
+	h := s.ipHit(c)
+	if s.limiter == nil || h.Rule.N <= 0 {
+		return queue.Limit{}
+	}
+	return queue.Limit{Key: s.limiter.Key(h), N: h.Rule.N, Window: h.Rule.Window}
 }
 
 // limitIP applies the per-IP budget (public routes).

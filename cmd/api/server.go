@@ -139,11 +139,15 @@ func (s *server) requireKind(kind string) gin.HandlerFunc {
 			return
 		}
 		c.Set(claimsKey, cl)
+		// Admission counts the student's attempts and the address's budget
+		// inside admit.lua itself, in its single round trip (see enroll);
+		// the generic budgets would add a second one.
+		if c.Request.Method == http.MethodPost && c.FullPath() == "/api/v1/enrollments" {
+			c.Next()
+			return
+		}
 		hits := []ratelimit.Hit{s.ipHit(c)}
-		// Admission counts the student's attempts inside admit.lua itself, in
-		// its single round trip; the generic budget would add a second one.
-		admission := c.Request.Method == http.MethodPost && c.FullPath() == "/api/v1/enrollments"
-		if kind == auth.KindStudent && !admission {
+		if kind == auth.KindStudent {
 			hits = append(hits, ratelimit.Hit{Rule: s.limits.Student, Subject: strconv.FormatInt(cl.Subject, 10)})
 		}
 		if !s.allow(c, hits...) {
@@ -236,10 +240,14 @@ func (s *server) enroll(c *gin.Context) {
 	var in struct {
 		CourseID *int64 `json:"course_id" binding:"required"`
 	}
-	if !bindJSON(c, &in) {
+	if err := c.ShouldBindJSON(&in); err != nil {
+		// A bad body never reaches admit.lua, so the address is charged here.
+		if s.allow(c, s.ipHit(c)) {
+			abort(c, errBadJSON)
+		}
 		return
 	}
-	a, err := s.svc.Enroll(c.Request.Context(), claimsOf(c), *in.CourseID)
+	a, err := s.svc.Enroll(c.Request.Context(), claimsOf(c), *in.CourseID, s.admissionBudget(c))
 	if err != nil {
 		s.metrics.admissions.WithLabelValues(admissionLabel(err)).Inc()
 		fail(c, err)

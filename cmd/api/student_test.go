@@ -358,3 +358,27 @@ func TestAdminStatsWindowsExport(t *testing.T) {
 		t.Errorf("export: %q", r.Body)
 	}
 }
+
+// Admission charges the client address's budget inside admit.lua (one Redis
+// round trip): past the budget, POST /enrollments from that address is a 429
+// with Retry-After and queues nothing; bad bodies are charged too; another
+// address is unaffected.
+func TestAdmissionIPBudget(t *testing.T) {
+	e := newTestEnv(t, 4)
+	e.srv.limits.IP.N = 3
+	c := e.courses
+	from := []string{"X-Forwarded-For", "198.51.100.4"}
+	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": c[0]}, from...), 202)
+	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(1), map[string]any{"course_id": c[0]}, from...), 202)
+	if r := e.do("POST", "/api/v1/enrollments", e.token(2), `{"course_id":`, from...); r.errCode() != "bad_request" {
+		t.Fatalf("bad body: %d %s", r.Code, r.Body)
+	}
+	r := e.do("POST", "/api/v1/enrollments", e.token(2), map[string]any{"course_id": c[0]}, from...)
+	if r.Code != 429 || r.errCode() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("4th request from one address: %d %q Retry-After=%q", r.Code, r.errCode(), r.Header.Get("Retry-After"))
+	}
+	if r := e.do("GET", "/api/v1/me/requests", e.token(2), nil); !strings.Contains(string(r.Body), `"requests":[]`) {
+		t.Errorf("a refused admission queued something: %s", r.Body)
+	}
+	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(3), map[string]any{"course_id": c[4]}, "X-Forwarded-For", "198.51.100.5"), 202)
+}

@@ -104,8 +104,10 @@ func (s *Service) InvalidateWindows() {
 	s.winMu.Unlock()
 }
 
-// Enroll admits a request of the student in c for course into the line.
-func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64) (Admitted, error) {
+// Enroll admits a request of the student in c for course into the line,
+// counting it against budget too (the caller's per-address budget, counted in
+// the same Redis round trip; the zero Limit is none).
+func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budget queue.Limit) (Admitted, error) {
 	if course <= 0 {
 		return Admitted{}, fmt.Errorf("course_id must be a positive integer: %w", ErrBadInput)
 	}
@@ -116,14 +118,14 @@ func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64) (Admi
 	if !enroll.WindowOpen(ws, c.Year, time.Now()) {
 		return Admitted{}, enroll.ErrWindowClosed
 	}
-	a, err := s.Queue.Admit(ctx, c.Subject, course)
+	a, err := s.Queue.AdmitLimited(ctx, c.Subject, course, budget)
 	if errors.Is(err, enroll.ErrUnknownCourse) {
 		// No hint: the course may be unknown, closed, or new since the last
 		// reconciliation. MariaDB decides which.
 		if err := s.refreshHint(ctx, course); err != nil {
 			return Admitted{}, err
 		}
-		a, err = s.Queue.Admit(ctx, c.Subject, course)
+		a, err = s.Queue.AdmitLimited(ctx, c.Subject, course, budget)
 	}
 	if err != nil {
 		return Admitted{}, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/store"
 )
 
@@ -154,7 +155,7 @@ func (s *Service) RegisterCart(ctx context.Context, c auth.Claims) ([]CartResult
 	}
 	out := make([]CartResult, 0, len(items))
 	for _, it := range items {
-		a, err := s.Enroll(ctx, c, it.ID)
+		a, err := s.Enroll(ctx, c, it.ID, queue.Limit{})
 		r := CartResult{CourseID: it.ID, Err: err}
 		if err == nil {
 			r.Admitted = &a

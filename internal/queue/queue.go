@@ -44,13 +44,24 @@ type Redis struct {
 	// RateWindow (0 turns the limit off).
 	RateLimit  int
 	RateWindow time.Duration
+
+	batch *admitBatcher
 }
 
 var _ enroll.Queue = (*Redis)(nil)
 
+// Admission batching: at most admitSlots admit.lua calls of one queue are in
+// flight at once, each carrying up to admitBatchMax requests.
+const (
+	admitSlots    = 2
+	admitBatchMax = 256
+)
+
 // New returns the queue of term on rdb.
 func New(rdb redis.UniversalClient, term string) *Redis {
-	return &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
+	q := &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
+	q.batch = newAdmitBatcher(q, admitSlots, admitBatchMax)
+	return q
 }
 
 // Keys returns the key names used by the queue.
@@ -58,45 +69,6 @@ func (q *Redis) Keys() Keys { return q.keys }
 
 // Client returns the Redis client.
 func (q *Redis) Client() redis.UniversalClient { return q.rdb }
-
-// Admission is the result of a successful admission.
-type Admission struct {
-	RequestID int64
-	Ticket    int64
-	Ahead     int64 // undecided requests with a lower ticket
-}
-
-// Admit admits a request of student for course, in one Redis round trip.
-// Errors: enroll.ErrWindowClosed, *enroll.RateLimitError,
-// *enroll.AlreadyQueuedError, enroll.ErrAlreadyEnrolled,
-// enroll.ErrUnknownCourse (no seat hint: check MariaDB), enroll.ErrSoldOut.
-func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, error) {
-	k := q.keys
-	res, err := admitScript.Run(ctx, q.rdb,
-		[]string{k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(),
-			k.Enrolled(student), k.RateLimit(student), k.Stats(), k.Mine(student)},
-		student, course, q.RateLimit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds()).Int64Slice()
-	if err != nil {
-		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, err)
-	}
-	switch res[0] {
-	case 1:
-		return Admission{RequestID: res[1], Ticket: res[1], Ahead: res[2]}, nil
-	case -1:
-		return Admission{}, enroll.ErrWindowClosed
-	case -2:
-		return Admission{}, &enroll.RateLimitError{RetryAfter: time.Duration(max(res[1], 1)) * time.Millisecond}
-	case -3:
-		return Admission{}, &enroll.AlreadyQueuedError{RequestID: res[1]}
-	case -4:
-		return Admission{}, enroll.ErrAlreadyEnrolled
-	case -5:
-		return Admission{}, enroll.ErrUnknownCourse
-	case -6:
-		return Admission{}, enroll.ErrSoldOut
-	}
-	return Admission{}, fmt.Errorf("admit: unexpected script result %v", res)
-}
 
 // record is the stored form of a request: "student:course:admitted_ms:flag".
 func parseRecord(id int64, rec string) (enroll.Request, error) {
