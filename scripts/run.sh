@@ -110,8 +110,10 @@ start() { # start NAME ENV=VALUE... -- CMD...
 }
 
 step "starting api x2 and queue-ws x2"
-start api-8081 ENROLLQ_HTTP_ADDR=127.0.0.1:8081 -- bin/api --scheduler=true
-start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true --indexer=false
+# ENROLLQ_PPROF=1 also serves Go's profiler of each api on its port + 1000.
+pprof() { [[ ${ENROLLQ_PPROF:-0} == 1 ]] && echo "--pprof=127.0.0.1:$1" || true; }
+start api-8081 ENROLLQ_HTTP_ADDR=127.0.0.1:8081 -- bin/api --scheduler=true $(pprof 9081)
+start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true --indexer=false $(pprof 9083)
 start queue-ws-8082 ENROLLQ_WS_ADDR=127.0.0.1:8082 -- bin/queue-ws
 start queue-ws-8084 ENROLLQ_WS_ADDR=127.0.0.1:8084 -- bin/queue-ws
 

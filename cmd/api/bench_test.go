@@ -54,7 +54,8 @@ func BenchmarkAdmissionHTTP(b *testing.B) {
 		tokens[i] = signer.Issue(auth.Claims{Kind: auth.KindStudent, Subject: int64(i + 1), Year: 1}, time.Hour)
 	}
 	var n atomic.Int64
-	b.SetParallelism(16)
+	// 256 callers on 2 cores, as many as loadgen keeps in flight.
+	b.SetParallelism(128)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

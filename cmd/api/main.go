@@ -51,6 +51,7 @@ func run(log *slog.Logger, args []string) error {
 	addr := fs.String("addr", cfg.HTTPAddr, "listen address (ENROLLQ_HTTP_ADDR)")
 	withSearch := fs.Bool("search", true, "answer GET /courses from the search node (with SQL fallback)")
 	withIndexer := fs.Bool("indexer", true, "run the search indexer (one per deployment is enough)")
+	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof on this loopback address (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -93,6 +94,14 @@ func run(log *slog.Logger, args []string) error {
 		}()
 	}
 	go watchQueue(ctx, q, m, sched)
+
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	httpSrv := &http.Server{Addr: *addr, Handler: srv.routes(), ReadHeaderTimeout: 10 * time.Second}
 	serverErrors := make(chan error, 1)

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ type modes struct {
 	JSONOut     string // also write the JSON report here
 	CheckJTL    string // summarise a JMeter JTL and fail on failed samples
 	PrepareOnly bool   // prepare students, write tokens.csv and courses.csv, stop
+	CPUProfile  string // write loadgen's own CPU profile of the run here
 }
 
 // parseFlags turns the command line into a config.
@@ -102,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 	fs.StringVar(&cfg.BaselinesFile, "baselines", "", "JSON of the Redis and MariaDB baselines of this run (scripts/loadtest.sh writes it)")
 	fs.StringVar(&m.JSONOut, "json", "", "also write the JSON report to this file (it is always printed on stdout and written to -out)")
 	fs.StringVar(&m.CheckJTL, "check-jtl", "", "only summarise this JMeter result file (CSV) and exit 1 if any sample failed")
+	fs.StringVar(&m.CPUProfile, "cpuprofile", "", "write loadgen's own CPU profile of the run to this file")
 	fs.BoolVar(&m.PrepareOnly, "prepare-only", false, "only prepare: import load students if needed (and -reset), write tokens.csv and courses.csv to -out")
 	if err := fs.Parse(args); err != nil {
 		return cfg, m, err
@@ -193,6 +196,17 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) (Repo
 	}
 	if m.PrepareOnly {
 		return Report{LawsOK: true}, prepareOnly(ctx, cfg, stdout)
+	}
+	if m.CPUProfile != "" {
+		f, err := os.Create(m.CPUProfile)
+		if err != nil {
+			return Report{}, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return Report{}, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := execute(ctx, cfg)
 	if err != nil {

@@ -65,7 +65,7 @@
 //
 // # Guarantees
 //
-//   - Freshness: the incremental feed reads the replica every 500ms by
+//   - Freshness: the incremental feed reads the replica every second by
 //     (updated_at, id) watermark with FeedStatement (the same statement as
 //     the production Logstash pipeline in deploy/logstash), bulk-indexes
 //     the changed sections and refreshes, so a seat change is searchable

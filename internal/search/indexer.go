@@ -19,7 +19,11 @@ import (
 type IndexerConfig struct {
 	Client  *Client  // the node; writes go to Client.Alias()
 	Replica *sqlx.DB // the MariaDB replica the feed reads (never the primary)
-	// Interval between incremental passes (default 500ms).
+	// Interval between incremental passes (default 1s). Every pass
+	// re-indexes each section whose seats changed since the last one, so
+	// during a registration burst, when every section changes all the
+	// time, the node's work is proportional to 1/Interval; 1s keeps the
+	// 2s freshness bound with room for the pass and replication lag.
 	Interval time.Duration
 	// BatchSize is the number of rows per read and per _bulk (default 1000).
 	BatchSize int
@@ -60,7 +64,7 @@ func NewIndexer(cfg IndexerConfig) (*Indexer, error) {
 		return nil, errors.New("search: indexer needs a client and the replica")
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = 500 * time.Millisecond
+		cfg.Interval = time.Second
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000

@@ -48,7 +48,7 @@ func hitByID(ctx context.Context, b *testBundle, i int) (Hit, bool, error) {
 
 func TestFreshness(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{interval: 500 * time.Millisecond})
+	b := setup(t, setupOpts{}) // the default interval, as deployed
 	runIndexer(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
