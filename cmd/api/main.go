@@ -148,6 +148,11 @@ func newServer(ctx context.Context, cfg config.Config, d *deps, reg *prometheus.
 			return nil, err
 		}
 	}
+	// admissions / admit.lua calls = how many requests one Redis round trip carried
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "enrollq_admit_calls_total",
+		Help: "admit.lua calls sent by this instance; enrollq_admissions_total over this is the mean group size.",
+	}, func() float64 { return float64(q.AdmitCalls()) }))
 	return srv, nil
 }
 

@@ -381,4 +381,19 @@ func TestAdmissionIPBudget(t *testing.T) {
 		t.Errorf("a refused admission queued something: %s", r.Body)
 	}
 	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(3), map[string]any{"course_id": c[4]}, "X-Forwarded-For", "198.51.100.5"), 202)
+	// One by one, each admission that reached Redis was its own admit.lua
+	// call (the bad body never did): 3 admitted + 1 refused.
+	if m := e.do("GET", "/metrics", "", nil); !strings.Contains(string(m.Body), "\nenrollq_admit_calls_total 4\n") {
+		t.Errorf("admit.lua calls metric is not 4:\n%s", grepLines(string(m.Body), "enrollq_admit"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
