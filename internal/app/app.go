@@ -125,7 +125,8 @@ func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budge
 		if err := s.refreshHint(ctx, course); err != nil {
 			return Admitted{}, err
 		}
-		a, err = s.Queue.AdmitLimited(ctx, c.Subject, course, budget)
+		// The first call already charged the address's budget.
+		a, err = s.Queue.Admit(ctx, c.Subject, course)
 	}
 	if err != nil {
 		return Admitted{}, err
