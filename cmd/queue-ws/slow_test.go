@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -42,13 +43,19 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Not reading: the socket buffers fill, then melody's buffer.
-	eventually(t, 20*time.Second, "dropped positions", func() bool { return ts.srv.eng.Stats().DroppedPositions > 0 })
+	// Not reading: the socket buffers fill, then melody's buffer. Every
+	// request must be watched before the decisions, or a result could
+	// arrive for a watch not yet registered and be read from MariaDB later.
+	eventually(t, 20*time.Second, "all requests watched and positions dropped", func() bool {
+		st := ts.srv.eng.Stats()
+		return st.Watches == int64(len(ids)) && st.DroppedPositions > 0
+	})
 	if st := ts.srv.eng.Stats(); st.Sessions != 1 || st.SlowClosed != 0 {
 		t.Fatalf("after drops: %+v; want the session open", st)
 	}
 	f.decide(t, 10) // seven results for a buffer with room for three
-	eventually(t, 10*time.Second, "slow-consumer close", func() bool { return ts.srv.eng.Stats().SlowClosed == 1 })
+	eventually(t, 30*time.Second, "slow-consumer close", func() bool { return ts.srv.eng.Stats().SlowClosed == 1 },
+		func() string { return fmt.Sprintf("engine: %+v", ts.srv.eng.Stats()) })
 
 	results := map[int64]bool{}
 	for {
@@ -86,11 +93,14 @@ func TestSlowClient(t *testing.T) {
 	}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool, context ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, c := range context {
+				t.Log(c())
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
