@@ -43,13 +43,18 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Not reading: the socket buffers fill, then melody's buffer. Every
-	// request must be watched before the decisions, or a result could
-	// arrive for a watch not yet registered and be read from MariaDB later.
-	eventually(t, 20*time.Second, "all requests watched and positions dropped", func() bool {
-		st := ts.srv.eng.Stats()
-		return st.Watches == int64(len(ids)) && st.DroppedPositions > 0
-	})
+	// Not reading: the socket buffers fill, then melody's buffer. Drops
+	// alone do not prove that (a writer starved of CPU also falls behind
+	// for a moment); a stuck writer does: over a heartbeat and a half,
+	// position frames keep being refused and none is accepted. Every
+	// request must be watched too, or a result could arrive for a watch not
+	// yet registered and be read from MariaDB later.
+	eventually(t, 30*time.Second, "a stuck writer with every request watched", func() bool {
+		a := ts.srv.eng.Stats()
+		time.Sleep(1500 * time.Millisecond)
+		b := ts.srv.eng.Stats()
+		return b.Watches == int64(len(ids)) && b.DroppedPositions > a.DroppedPositions && b.PositionFrames == a.PositionFrames
+	}, func() string { return fmt.Sprintf("engine: %+v", ts.srv.eng.Stats()) })
 	if st := ts.srv.eng.Stats(); st.Sessions != 1 || st.SlowClosed != 0 {
 		t.Fatalf("after drops: %+v; want the session open", st)
 	}
