@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start EnrollQ locally: services, schema, fixture data, two API instances and
-# two queue-ws instances behind nginx. `make run` calls this; `make stop` calls
+# the queue-ws instances behind nginx. `make run` calls this; `make stop` calls
 # `scripts/run.sh stop`.
 #
 #   scripts/run.sh          build, migrate, import fixtures, (re)start the app processes
@@ -8,7 +8,8 @@
 #
 #   api       127.0.0.1:8081 and 127.0.0.1:8083 (both with --scheduler=true; a Redis lock elects one drainer;
 #             the search indexer runs in the first only)
-#   queue-ws  127.0.0.1:8082 and 127.0.0.1:8084
+#   queue-ws  127.0.0.1:8082 and 127.0.0.1:8084, and 8086, 8088, ... where one process cannot hold
+#             ENROLLQ_WS_SESSIONS (default 100,000) WebSocket sessions (scripts/sizing.sh)
 #   nginx     127.0.0.1:8080 in front of both
 #
 # Pid files and logs: ${ENROLLQ_STATE_DIR:-<repo>/.state}/app/.
@@ -16,6 +17,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+# shellcheck source=scripts/sizing.sh
+source "$REPO/scripts/sizing.sh"
 STATE="${ENROLLQ_STATE_DIR:-$REPO/.state}"
 mkdir -p "$STATE/app"
 STATE="$(cd "$STATE" && pwd)"
@@ -109,13 +112,15 @@ start() { # start NAME ENV=VALUE... -- CMD...
   echo "    $name pid $! (log $APP/$name.log)"
 }
 
-step "starting api x2 and queue-ws x2"
-# ENROLLQ_PPROF=1 also serves Go's profiler of each api on its port + 1000.
+WS_PORTS=($(ws_ports))
+step "starting api x2 and queue-ws x${#WS_PORTS[@]} (${WS_PORTS[*]}: sized for $ENROLLQ_WS_SESSIONS WebSocket sessions)"
+# ENROLLQ_PPROF=1 also serves Go's profiler of each api and queue-ws on its port + 1000.
 pprof() { [[ ${ENROLLQ_PPROF:-0} == 1 ]] && echo "--pprof=127.0.0.1:$1" || true; }
 start api-8081 ENROLLQ_HTTP_ADDR=127.0.0.1:8081 -- bin/api --scheduler=true $(pprof 9081)
 start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true --indexer=false $(pprof 9083)
-start queue-ws-8082 ENROLLQ_WS_ADDR=127.0.0.1:8082 -- bin/queue-ws
-start queue-ws-8084 ENROLLQ_WS_ADDR=127.0.0.1:8084 -- bin/queue-ws
+for port in "${WS_PORTS[@]}"; do
+  start "queue-ws-$port" "ENROLLQ_WS_ADDR=127.0.0.1:$port" -- bin/queue-ws $(pprof $((port + 1000)))
+done
 
 show_logs() {
   local f
@@ -131,8 +136,9 @@ http_ok() { [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null) =
 # Ready means: nginx answers /healthz with 200, each API instance does too, and
 # each queue-ws instance accepts connections; every process is still alive.
 ready() {
-  http_ok "$URL/healthz" && http_ok http://127.0.0.1:8081/healthz && http_ok http://127.0.0.1:8083/healthz \
-    && port_open 8082 && port_open 8084
+  local port
+  http_ok "$URL/healthz" && http_ok http://127.0.0.1:8081/healthz && http_ok http://127.0.0.1:8083/healthz || return 1
+  for port in "${WS_PORTS[@]}"; do port_open "$port" || return 1; done
 }
 
 step "waiting for $URL/healthz (and each instance)"

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/sizing.sh
+source "$REPO/scripts/sizing.sh"
 STATE="${ENROLLQ_STATE_DIR:-$REPO/.state}"
 mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
@@ -709,16 +711,21 @@ opensearch_status() {
 nginx_answers() { [[ $(curl -s -m 3 http://127.0.0.1:8080/nginx-health 2>/dev/null) == ok ]]; }
 
 nginx_render() {
-  local n=$(($(nofile))) wc
+  local n=$(($(nofile))) wc workers more="" port
   ((n > 200000)) && n=200000
-  # Each proxied connection uses two descriptors (client + upstream).
-  wc=$((n / 2))
-  ((wc > 65535)) && wc=65535
+  # Every connection, client or upstream, is one descriptor of its worker.
+  wc=$(nginx_worker_connections)
+  ((wc > n - 1024)) && wc=$((n - 1024))
+  workers=$(nginx_workers)
+  for port in $(ws_ports); do
+    [[ $port == 8082 || $port == 8084 ]] && continue
+    more+=$'\n'"        server 127.0.0.1:$port max_fails=3 fail_timeout=5s;"
+  done
   mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
   render "$REPO/deploy/nginx/nginx.conf" "$NGINX_DIR/nginx.conf" \
     "PREFIX=$NGINX_DIR" "ERROR_LOG=$NGINX_DIR/logs/error.log" "WEB=$REPO/web" "USER=$(id -un) $(id -gn)" \
-    "NOFILE=$n" "WORKER_CONNECTIONS=$wc" "LISTEN=127.0.0.1:8080" \
-    "API_1=127.0.0.1:8081" "API_2=127.0.0.1:8083" "WS_1=127.0.0.1:8082" "WS_2=127.0.0.1:8084"
+    "NOFILE=$n" "WORKER_CONNECTIONS=$wc" "WORKERS=$workers" "LISTEN=127.0.0.1:8080" \
+    "API_1=127.0.0.1:8081" "API_2=127.0.0.1:8083" "WS_1=127.0.0.1:8082" "WS_2=127.0.0.1:8084" "WS_MORE=$more"
   if grep -q '@[A-Z_0-9]*@' "$NGINX_DIR/nginx.conf"; then
     die "unrendered placeholder in $NGINX_DIR/nginx.conf: $(grep -o '@[A-Z_0-9]*@' "$NGINX_DIR/nginx.conf" | sort -u | tr '\n' ' ')"
   fi
@@ -726,7 +733,7 @@ nginx_render() {
 
 nginx_up() {
   local i
-  step "nginx: 127.0.0.1:8080 -> api 8081/8083, ws 8082/8084, static $REPO/web (state $NGINX_DIR)"
+  step "nginx: 127.0.0.1:8080 -> api 8081/8083, ws $(ws_ports | xargs | tr ' ' '/') ($(nginx_workers) workers, sized for $ENROLLQ_WS_SESSIONS WebSocket sessions: scripts/sizing.sh), static $REPO/web (state $NGINX_DIR)"
   nginx_render
   if ! nginx -q -t -p "$NGINX_DIR" -e "$NGINX_DIR/logs/error.log" -c "$NGINX_DIR/nginx.conf" >"$NGINX_DIR/test.log" 2>&1; then
     cat "$NGINX_DIR/test.log" >&2

@@ -27,6 +27,7 @@ import (
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/config"
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/profiling"
 	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/ratelimit"
 	"github.com/enrollq/enrollq/internal/store"
@@ -96,7 +97,7 @@ func run(log *slog.Logger, args []string) error {
 	go watchQueue(ctx, q, m, sched)
 
 	if *pprofAddr != "" {
-		stopPprof, err := servePprof(*pprofAddr, log)
+		stopPprof, err := profiling.Serve(*pprofAddr, log)
 		if err != nil {
 			return err
 		}

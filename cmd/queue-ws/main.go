@@ -4,7 +4,7 @@
 // call per tick whatever its number of sessions (see internal/positions and
 // docs/WEBSOCKET.md).
 //
-//	queue-ws [-addr 127.0.0.1:8082] [-tick 1s] [-buffer 16] [-bare]
+//	queue-ws [-addr 127.0.0.1:8082] [-tick 1s] [-buffer 16] [-bare] [-pprof 127.0.0.1:9082]
 //
 // Settings come from the environment (internal/config): ENROLLQ_WS_ADDR,
 // ENROLLQ_REDIS_ADDR, ENROLLQ_DB_DSN, ENROLLQ_REPLICA_DSN, ENROLLQ_TERM,
@@ -31,6 +31,7 @@ import (
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/config"
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/profiling"
 	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/store"
 )
@@ -44,6 +45,7 @@ func main() {
 	addr := flag.String("addr", cfg.WSAddr, "listen address (ENROLLQ_WS_ADDR)")
 	tick := flag.Duration("tick", tickDefault, "watermark read period (ENROLLQ_WS_TICK)")
 	buffer := flag.Int("buffer", 16, "frames queued per session before positions are dropped")
+	pprofAddr := flag.String("pprof", "", "serve Go's /debug/pprof on this loopback address (off when empty)")
 	bare := flag.Bool("bare", false, "serve the benchmark floor: melody broadcasting one frame per tick, nothing else")
 	flag.Parse()
 
@@ -53,6 +55,14 @@ func main() {
 	defer stop()
 
 	o := options{Tick: *tick, BufferSize: *buffer, Logger: log}
+	if *pprofAddr != "" {
+		stopPprof, err := profiling.Serve(*pprofAddr, log)
+		if err != nil {
+			log.Error("queue-ws: stopped", "err", err)
+			os.Exit(1)
+		}
+		defer stopPprof()
+	}
 	if err := run(ctx, cfg, *addr, *bare, o); err != nil {
 		log.Error("queue-ws: stopped", "err", err)
 		os.Exit(1)

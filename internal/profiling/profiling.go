@@ -1,4 +1,6 @@
-package main
+// Package profiling serves Go's profiler for operators on the host (api and
+// queue-ws --pprof).
+package profiling
 
 import (
 	"context"
@@ -11,10 +13,10 @@ import (
 	"time"
 )
 
-// servePprof serves Go's profiler on addr, which must be a loopback address
+// Serve serves Go's profiler on addr, which must be a loopback address
 // (profiles show internals; they are for operators on the host). It returns
 // a function that stops the listener.
-func servePprof(addr string, log *slog.Logger) (func(), error) {
+func Serve(addr string, log *slog.Logger) (func(), error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("pprof address %q: %w", addr, err)
