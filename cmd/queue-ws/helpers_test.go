@@ -220,7 +220,7 @@ func startServerBuf(t *testing.T, f *fixture, o options, writeBuffer int) *testS
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: decisionReader{primary: f.store}, Signer: f.signer})
+	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(decisionReader{primary: f.store}), Signer: f.signer})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg config.Config, addr string, bare bool, o optio
 	}
 
 	q := queue.New(rdb, cfg.Term)
-	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: reader, Signer: auth.NewSigner(cfg.TokenSecret)})
+	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(reader), Signer: auth.NewSigner(cfg.TokenSecret)})
 	srv.start()
 	serverErrors := make(chan error, 1)
 	go func() { serverErrors <- srv.serve(ln) }()

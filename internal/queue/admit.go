@@ -3,10 +3,10 @@ package queue
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/groupcommit"
 )
 
 // Limit is an extra fixed-window budget counted inside the admission round
@@ -42,87 +42,34 @@ func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, er
 // been admitted (as when a client hangs up after Redis answered), and then
 // it is decided like any other.
 func (q *Redis) AdmitLimited(ctx context.Context, student, course int64, extra Limit) (Admission, error) {
-	c := &admitCall{student: student, course: course, extra: extra, done: make(chan struct{})}
-	q.batch.submit(c)
-	select {
-	case <-c.done:
-		return c.res, c.err
-	case <-ctx.Done():
-		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, ctx.Err())
+	out, err := q.admits.Do(ctx, admitReq{student: student, course: course, extra: extra})
+	if err != nil {
+		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, err)
 	}
+	return out.res, out.err
 }
 
-// admitCall is one admission waiting for its batch.
-type admitCall struct {
+// admitReq is one admission in a batch; admitOutcome its answer.
+type admitReq struct {
 	student, course int64
 	extra           Limit
-	res             Admission
-	err             error
-	done            chan struct{}
 }
 
-// admitBatcher groups concurrent admissions into admit.lua calls. At most
-// slots calls are in flight at once; callers arriving meanwhile queue up and
-// the next free slot takes up to max of them, oldest first. No goroutine
-// lives longer than the queue stays non-empty.
-type admitBatcher struct {
-	q       *Redis
-	max     int
-	timeout time.Duration
-	slots   chan struct{}
-
-	mu    sync.Mutex
-	queue []*admitCall
-	calls int64 // admit.lua calls sent (guarded by mu)
+type admitOutcome struct {
+	res Admission
+	err error
 }
 
-func newAdmitBatcher(q *Redis, slots, max int) *admitBatcher {
-	return &admitBatcher{q: q, max: max, timeout: 10 * time.Second, slots: make(chan struct{}, slots)}
+// newAdmitGroup groups concurrent admissions into admit.lua calls: at most
+// slots in flight, up to max requests each (internal/groupcommit).
+func newAdmitGroup(q *Redis, slots, max int) *groupcommit.Group[admitReq, admitOutcome] {
+	return groupcommit.New(groupcommit.Config{Slots: slots, Max: max}, q.admitBatch)
 }
 
-func (b *admitBatcher) submit(c *admitCall) {
-	b.mu.Lock()
-	b.queue = append(b.queue, c)
-	b.mu.Unlock()
-	select {
-	case b.slots <- struct{}{}:
-		go b.run()
-	default:
-		// Every slot is busy; the runner holding one takes c when its call
-		// ends (it looks at the queue before giving the slot back).
-	}
-}
-
-// run sends batches until the queue is empty, then frees its slot. The slot
-// is given back under the lock that submit appends under, so a call is never
-// left in the queue with no runner.
-func (b *admitBatcher) run() {
-	for {
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			<-b.slots
-			b.mu.Unlock()
-			return
-		}
-		n := min(len(b.queue), b.max)
-		batch := make([]*admitCall, n)
-		copy(batch, b.queue)
-		rest := copy(b.queue, b.queue[n:])
-		clear(b.queue[rest:])
-		b.queue = b.queue[:rest]
-		b.calls++
-		b.mu.Unlock()
-		b.exec(batch)
-	}
-}
-
-// exec runs admit.lua for batch and hands every caller its answer. The call
-// serves several callers, so it runs under its own deadline rather than any
-// one caller's context.
-func (b *admitBatcher) exec(batch []*admitCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-	defer cancel()
-	q, k := b.q, b.q.keys
+// admitBatch runs admit.lua once for batch: the shared keys, then each
+// request's four keys and four arguments (see the script's header).
+func (q *Redis) admitBatch(ctx context.Context, batch []admitReq) ([]admitOutcome, error) {
+	k := q.keys
 	keys := make([]string, 0, 9+4*len(batch))
 	keys = append(keys, k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats())
 	args := make([]any, 0, 3+4*len(batch))
@@ -137,24 +84,23 @@ func (b *admitBatcher) exec(batch []*admitCall) {
 		args = append(args, c.student, c.course, ipN, ipWindow)
 	}
 	res, err := admitScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
-	if err == nil && len(res) != 3*len(batch) {
-		err = fmt.Errorf("script returned %d values for %d requests", len(res), len(batch))
+	if err != nil {
+		return nil, fmt.Errorf("admit.lua (batch of %d): %w", len(batch), err)
 	}
-	for i, c := range batch {
-		if err != nil {
-			c.err = fmt.Errorf("admit student %d course %d (batch of %d): %w", c.student, c.course, len(batch), err)
-		} else {
-			c.res, c.err = admitResult(res[3*i], res[3*i+1], res[3*i+2])
-		}
-		close(c.done)
+	if len(res) != 3*len(batch) {
+		return nil, fmt.Errorf("admit.lua returned %d values for %d requests", len(res), len(batch))
 	}
+	out := make([]admitOutcome, len(batch))
+	for i := range batch {
+		out[i].res, out[i].err = admitResult(res[3*i], res[3*i+1], res[3*i+2])
+	}
+	return out, nil
 }
 
 // AdmitCalls returns how many admit.lua calls the queue has sent.
 func (q *Redis) AdmitCalls() int64 {
-	q.batch.mu.Lock()
-	defer q.batch.mu.Unlock()
-	return q.batch.calls
+	calls, _ := q.admits.Stats()
+	return calls
 }
 
 // admitResult turns one {code, a, b} triple of admit.lua into an answer.

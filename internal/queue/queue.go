@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/groupcommit"
 )
 
 //go:embed lua/*.lua
@@ -45,7 +46,7 @@ type Redis struct {
 	RateLimit  int
 	RateWindow time.Duration
 
-	batch *admitBatcher
+	admits *groupcommit.Group[admitReq, admitOutcome]
 }
 
 var _ enroll.Queue = (*Redis)(nil)
@@ -60,7 +61,7 @@ const (
 // New returns the queue of term on rdb.
 func New(rdb redis.UniversalClient, term string) *Redis {
 	q := &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
-	q.batch = newAdmitBatcher(q, admitSlots, admitBatchMax)
+	q.admits = newAdmitGroup(q, admitSlots, admitBatchMax)
 	return q
 }
 
