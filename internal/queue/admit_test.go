@@ -137,3 +137,53 @@ func TestAdmitBatchedWindowClosed(t *testing.T) {
 		t.Errorf("pending holds %d after a closed window, want 0", n)
 	}
 }
+
+// Concurrent lookups go out in few pipelines and each gets its own request:
+// the record of a pending request and exactly the pending requests ahead of
+// it, or ErrNotFound for a request that is not in the line.
+func TestLookupGroupedConcurrent(t *testing.T) {
+	q, b := setup(t)
+	const n = 1500
+	seedSeats(t, q, map[int64]int{10: n})
+	ids := make([]int64, n)
+	for i := range n {
+		a, err := q.Admit(b.ctx, int64(i+1), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = a.RequestID
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i, id := range ids {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			r, ahead, err := q.Lookup(b.ctx, id)
+			switch {
+			case err != nil:
+				errs <- err
+			case r.ID != id || r.StudentID != int64(i+1) || r.CourseID != 10 || ahead != int64(i):
+				errs <- errors.New("wrong lookup")
+				t.Errorf("lookup %d: %+v ahead %d, want student %d course 10 ahead %d", id, r, ahead, i+1, i)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, _, err := q.Lookup(b.ctx, 1_000_000+id); !errors.Is(err, enroll.ErrNotFound) {
+				errs <- err
+				t.Errorf("lookup of unknown %d: err %v, want ErrNotFound", 1_000_000+id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d lookups wrong (first: %v)", len(errs), 2*n, <-errs)
+	}
+	pipes, items := q.lookups.Stats()
+	if items != 2*n || pipes >= n {
+		t.Errorf("%d lookups in %d pipelines; want %d lookups, grouped", items, pipes, 2*n)
+	}
+	t.Logf("%d concurrent lookups in %d pipelines", items, pipes)
+}

@@ -46,7 +46,8 @@ type Redis struct {
 	RateLimit  int
 	RateWindow time.Duration
 
-	admits *groupcommit.Group[admitReq, admitOutcome]
+	admits  *groupcommit.Group[admitReq, admitOutcome]
+	lookups *groupcommit.Group[int64, lookupOutcome]
 }
 
 var _ enroll.Queue = (*Redis)(nil)
@@ -62,6 +63,7 @@ const (
 func New(rdb redis.UniversalClient, term string) *Redis {
 	q := &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
 	q.admits = newAdmitGroup(q, admitSlots, admitBatchMax)
+	q.lookups = groupcommit.New(groupcommit.Config{Slots: admitSlots, Max: admitBatchMax}, q.lookupBatch)
 	return q
 }
 
@@ -233,22 +235,50 @@ func (q *Redis) Cancel(ctx context.Context, id, student int64, lease time.Durati
 }
 
 // Lookup returns a pending request and the number of undecided requests ahead
-// of it, or enroll.ErrNotFound when the request is not pending.
+// of it, or enroll.ErrNotFound when the request is not pending. Lookups that
+// arrive while earlier ones are in flight go together in one pipeline
+// (internal/groupcommit), as the watches of a registration burst do.
 func (q *Redis) Lookup(ctx context.Context, id int64) (enroll.Request, int64, error) {
-	pipe := q.rdb.Pipeline()
-	rec := pipe.HGet(ctx, q.keys.Req(), strconv.FormatInt(id, 10))
-	ahead := pipe.ZCount(ctx, q.keys.Pending(), "-inf", "("+strconv.FormatInt(id, 10))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	out, err := q.lookups.Do(ctx, id)
+	if err != nil {
 		return enroll.Request{}, 0, fmt.Errorf("lookup request %d: %w", id, err)
 	}
-	if errors.Is(rec.Err(), redis.Nil) {
-		return enroll.Request{}, 0, enroll.ErrNotFound
+	return out.r, out.ahead, out.err
+}
+
+type lookupOutcome struct {
+	r     enroll.Request
+	ahead int64
+	err   error
+}
+
+// lookupBatch reads each request's record and the pending requests ahead of
+// it, two commands per request in one pipeline.
+func (q *Redis) lookupBatch(ctx context.Context, ids []int64) ([]lookupOutcome, error) {
+	pipe := q.rdb.Pipeline()
+	recs := make([]*redis.StringCmd, len(ids))
+	aheads := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		recs[i] = pipe.HGet(ctx, q.keys.Req(), strconv.FormatInt(id, 10))
+		aheads[i] = pipe.ZCount(ctx, q.keys.Pending(), "-inf", "("+strconv.FormatInt(id, 10))
 	}
-	r, err := parseRecord(id, rec.Val())
-	if err != nil {
-		return enroll.Request{}, 0, err
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("pipeline of %d lookups: %w", len(ids), err)
 	}
-	return r, ahead.Val(), nil
+	out := make([]lookupOutcome, len(ids))
+	for i, id := range ids {
+		if errors.Is(recs[i].Err(), redis.Nil) {
+			out[i].err = enroll.ErrNotFound
+			continue
+		}
+		r, err := parseRecord(id, recs[i].Val())
+		if err != nil {
+			out[i].err = err
+			continue
+		}
+		out[i].r, out[i].ahead = r, aheads[i].Val()
+	}
+	return out, nil
 }
 
 // Watermark is one tick's view of the line for position watchers.
