@@ -719,7 +719,7 @@ nginx_render() {
   workers=$(nginx_workers)
   for port in $(ws_ports); do
     [[ $port == 8082 || $port == 8084 ]] && continue
-    more+=$'\n'"        server 127.0.0.1:$port max_fails=3 fail_timeout=5s;"
+    more+=$'\n'"        server 127.0.0.1:$port max_fails=0;"
   done
   mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
   render "$REPO/deploy/nginx/nginx.conf" "$NGINX_DIR/nginx.conf" \

@@ -9,10 +9,11 @@
 #   queue-ws instances = max(2, ceil(S / (85% × (F − 1,024))))
 #       one descriptor per session; 15% spare because nginx's least_conn
 #       balances per worker; ports 8082, 8084, 8086, ... (step 2)
-#   nginx workers      = max(cores, ceil((2 × S / 85% + 4,096) / W))
+#   nginx workers      = max(cores, ceil((2 × S / 85% + 1,024) / (W − 256)))
 #       two descriptors per proxied session (client + upstream) in one worker;
 #       the listen socket is reuseport, so the kernel spreads connections by
-#       hash (15% spare); 4,096 for the HTTP burst and upstream keep-alive;
+#       hash (15% spare); 1,024 for the HTTP burst's client connections and
+#       256 per worker for its upstream keep-alive pool;
 #       W = worker_connections = min(200,000, F) − 1,024
 #
 # S = ENROLLQ_WS_SESSIONS (default 100,000: one per student on registration
@@ -63,8 +64,8 @@ nginx_worker_connections() {
 nginx_workers() {
   local wc need n cores
   wc=$(nginx_worker_connections)
-  need=$((2 * ENROLLQ_WS_SESSIONS * 100 / 85 + 4096))
-  n=$(((need + wc - 1) / wc))
+  need=$((2 * ENROLLQ_WS_SESSIONS * 100 / 85 + 1024))
+  n=$(((need + wc - 257) / (wc - 256)))
   cores=$(nproc 2>/dev/null || echo 2)
   ((n < cores)) && n=$cores
   echo "$n"

@@ -12,13 +12,19 @@ import (
 	"strings"
 )
 
-// How many queue-ws connections fit. Every process on a machine has an
-// open-files limit; where the hard limit cannot be raised (no
-// CAP_SYS_RESOURCE, as on our CI machines: 20,000), one loadgen process can
-// hold about that many sockets, and nginx — two workers, each limited to
-// worker_connections, two connections per proxied WebSocket — fewer still.
-// loadgen opens at most what fits (and says so in the report) instead of
-// letting nginx start closing keep-alive connections under the burst.
+// How many queue-ws connections fit, and how many processes of loadgen hold
+// them. Every process on a machine has an open-files limit; where the hard
+// limit cannot be raised (no CAP_SYS_RESOURCE, as on our CI machines:
+// 20,000), one process can hold about that many sockets. loadgen therefore
+// spreads its connections over ws-holder child processes (-ws-procs,
+// wsholder.go) when they do not fit in its own process: each child holds up
+// to its open-files limit less a reserve, so loadgen's own budget is the
+// number of processes times that. On the server side, nginx holds two
+// connections per proxied WebSocket in one of its workers (worker_processes
+// × worker_connections) and every queue-ws instance of `upstream ws` one,
+// within the same open-files limit. loadgen opens at most what fits in all
+// of them (and says which limit bound it in the report) instead of letting
+// nginx start closing keep-alive connections under the burst.
 
 // wsBudget is the number of queue-ws connections this run may open and
 // what limits it.
@@ -27,11 +33,55 @@ type wsBudget struct {
 	Reason string
 }
 
+// fdReserve is what a process keeps of its open-files limit for everything
+// but queue-ws sockets (binaries, pipes, listeners, MariaDB, Redis).
+const fdReserve = 1024
+
+// maxWSProcs bounds the ws-holders of -ws-procs 0 (auto) and of -ws-procs N.
+const maxWSProcs = 64
+
 // ownBudget: sockets this process can hold besides the HTTP pool and
 // MariaDB/Redis/polling connections.
 func ownBudget(nofile uint64, concurrency int) wsBudget {
-	n := int(nofile) - 2*concurrency - 1024
+	n := int(nofile) - 2*concurrency - fdReserve
 	return wsBudget{Max: max(n, 0), Reason: fmt.Sprintf("loadgen's open-files limit %d", nofile)}
+}
+
+// holderBudget: sockets one ws-holder child can hold. It has no HTTP pool
+// and inherits loadgen's limits, so loadgen computes it from its own.
+func holderBudget(nofile uint64) int {
+	return max(int(nofile)-fdReserve, 0)
+}
+
+// planWS decides where the queue-ws connections live and how many fit.
+// procs is -ws-procs: 1 keeps them in this process (children 0), N > 1
+// spreads them over N ws-holder children, 0 (auto) keeps them here while
+// the connections wanted fit in ownBudget and otherwise starts as many
+// children as they need, at most maxWSProcs. want is what the run would
+// open (the planned connections, within -ws-max or else within limits);
+// limits are the server side's budgets. The budget returned is the
+// smallest of loadgen's own and the limits.
+func planWS(procs, want int, nofile uint64, concurrency int, limits []wsBudget) (children int, b wsBudget) {
+	own := ownBudget(nofile, concurrency)
+	per := holderBudget(nofile)
+	switch {
+	case procs == 1:
+	case procs > 1:
+		children = min(procs, maxWSProcs)
+	case want > own.Max && per > 0:
+		children = min((want+per-1)/per, maxWSProcs)
+	}
+	if children > 0 {
+		own = wsBudget{Max: children * per,
+			Reason: fmt.Sprintf("loadgen: %d ws-holder processes × open-files limit %d", children, nofile)}
+	}
+	b = own
+	for _, l := range limits {
+		if l.Max < b.Max {
+			b = l
+		}
+	}
+	return children, b
 }
 
 // nginxLimits are the settings of a rendered nginx.conf that bound proxied
@@ -39,31 +89,67 @@ func ownBudget(nofile uint64, concurrency int) wsBudget {
 type nginxLimits struct {
 	Workers           int
 	WorkerConnections int
+	WSInstances       int // server lines of `upstream ws { ... }`: queue-ws instances
 }
 
-// parseNginxLimits reads worker_processes and worker_connections.
+// parseNginxLimits reads worker_processes, worker_connections and the
+// servers of upstream ws. It splits the file into directives (ending in
+// ';') and blocks ('{' ... '}'), comments removed and quoted text kept
+// whole.
 func parseNginxLimits(r io.Reader) (nginxLimits, error) {
 	var l nginxLimits
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		f := strings.Fields(strings.TrimSuffix(line, ";"))
-		if len(f) != 2 {
-			continue
-		}
-		switch f[0] {
-		case "worker_processes":
+	var blocks []string // open blocks, innermost last: "events", "upstream ws", ...
+	var stmt strings.Builder
+	directive := func(f []string) {
+		switch {
+		case len(f) == 2 && f[0] == "worker_processes":
 			if f[1] == "auto" {
 				l.Workers = runtime.NumCPU()
 			} else if n, err := strconv.Atoi(f[1]); err == nil {
 				l.Workers = n
 			}
-		case "worker_connections":
+		case len(f) == 2 && f[0] == "worker_connections":
 			if n, err := strconv.Atoi(f[1]); err == nil {
 				l.WorkerConnections = n
+			}
+		case len(f) >= 2 && f[0] == "server" && len(blocks) > 0 && blocks[len(blocks)-1] == "upstream ws":
+			l.WSInstances++
+		}
+	}
+	sc := bufio.NewScanner(r)
+	var quote rune // inside '...' or "...": nothing is syntax
+	for sc.Scan() {
+	line:
+		for _, c := range sc.Text() + "\n" {
+			switch {
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+				stmt.WriteRune(c)
+				continue
+			case c == '\'' || c == '"':
+				quote = c
+				stmt.WriteRune(c)
+				continue
+			}
+			switch c {
+			case '#':
+				stmt.WriteRune('\n')
+				break line
+			case ';':
+				directive(strings.Fields(stmt.String()))
+				stmt.Reset()
+			case '{':
+				blocks = append(blocks, strings.Join(strings.Fields(stmt.String()), " "))
+				stmt.Reset()
+			case '}':
+				if len(blocks) > 0 {
+					blocks = blocks[:len(blocks)-1]
+				}
+				stmt.Reset()
+			default:
+				stmt.WriteRune(c)
 			}
 		}
 	}
@@ -88,6 +174,14 @@ func (l nginxLimits) budget(concurrency int) wsBudget {
 	free := total - 2*concurrency - l.Workers*256 - 512
 	return wsBudget{Max: max(free/2*85/100, 0),
 		Reason: fmt.Sprintf("nginx: %d workers × worker_connections %d, two per proxied WebSocket", l.Workers, l.WorkerConnections)}
+}
+
+// queueWSBudget: every queue-ws instance holds one socket per session
+// within its open-files limit, taken to be loadgen's (the same machine and
+// user); nginx's least_conn does not fill them evenly, so keep 15% spare.
+func (l nginxLimits) queueWSBudget(nofile uint64) wsBudget {
+	return wsBudget{Max: l.WSInstances * holderBudget(nofile) * 85 / 100,
+		Reason: fmt.Sprintf("queue-ws: %d instances × open-files limit %d", l.WSInstances, nofile)}
 }
 
 // nginxConfFor finds the rendered nginx.conf of `make run` when base is its

@@ -16,8 +16,11 @@ import (
 )
 
 // sourceAddrs hands out local source addresses round-robin. One source IP
-// has about 28k ephemeral ports towards one destination; 127.0.0.1..8 give
-// eight times that, which a 100k-connection run needs.
+// has about 28k ephemeral ports (32768-60999) towards one destination
+// (nginx's 127.0.0.1:8080), so 100,000 WebSockets need several: 127.0.0.2..9
+// give eight times that. The ports are taken at connect(), not at bind()
+// (bindNoPort), so they stay shareable with nginx's own connections to the
+// api and queue-ws instances, which come from 127.0.0.1, left out here.
 type sourceAddrs struct {
 	addrs []netip.Addr
 	next  atomic.Uint64
@@ -34,9 +37,13 @@ func (s *sourceAddrs) pick() *net.TCPAddr {
 // dialContext dials from the next source address and counts open sockets.
 func (s *sourceAddrs) dialContext(open *atomic.Int64, peak *atomic.Int64) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		// No TCP keep-alive probes: queue-ws pings every session itself, and
+		// 100,000 sockets probing every 30 s are traffic a browser's single
+		// socket does not make.
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 		if la := s.pick(); la != nil {
 			d.LocalAddr = la
+			d.Control = bindNoPort
 		}
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {

@@ -40,10 +40,13 @@ type config struct {
 	WSShare       float64  // share of students with a queue-ws connection
 	WSDirect      []string // dial these queue-ws endpoints instead of going through BaseURL
 	WSGrace       time.Duration
-	WSMax         int    // cap on queue-ws connections (0: what the open-files limits allow)
-	Poll          bool   // students without queue-ws poll for their decision
-	Sources       string // local source address range
-	ClientIPs     int    // simulated client addresses (X-Forwarded-For): 0 one per student, -1 none
+	WSMax         int           // cap on queue-ws connections (0: what the open-files limits allow)
+	WSProcs       int           // processes holding the queue-ws connections: 0 auto, 1 this one, N ws-holder children
+	WSHolderBin   string        // program started as `<bin> ws-holder` (default: this executable)
+	Hold          time.Duration // hold the open sessions idle this long before the window opens
+	Poll          bool          // students without queue-ws poll for their decision
+	Sources       string        // local source address range
+	ClientIPs     int           // simulated client addresses (X-Forwarded-For): 0 one per student, -1 none
 	MaxDuration   time.Duration
 	DBDSN         string
 	RedisAddr     string
@@ -98,7 +101,7 @@ type student struct {
 	withWS  bool
 	drop    bool
 	dropped atomic.Bool
-	ws      *wsConn
+	ws      wsLink
 	ip      string // simulated client address (X-Forwarded-For), "" for none
 }
 
@@ -115,7 +118,11 @@ func clientIP(i, n int) string {
 type run struct {
 	cfg   config
 	start time.Time // the run's clock; burst offsets count from open
-	open  time.Time
+	// open is when the window opened: written before the burst's goroutines
+	// start, which read it plainly; the monitor, running since before, reads
+	// openNs (openedAt).
+	open   time.Time
+	openNs atomic.Int64
 
 	api *api
 	src *sourceAddrs
@@ -131,6 +138,8 @@ type run struct {
 	wsSockets, wsSocketsPeak     atomic.Int64
 	wsOpen, wsPeak               atomic.Int64
 	wsWG                         sync.WaitGroup
+	wsProcs                      []*wsProc      // ws-holder children, when they hold the connections
+	wsNext                       atomic.Uint64  // round-robin over wsProcs
 	actions                      sync.WaitGroup // cancels and drops in flight
 
 	latMu     sync.Mutex
@@ -553,26 +562,39 @@ func (r *run) unresolved() int {
 }
 
 // limitWS caps the students with a queue-ws connection to what fits (see
-// budget.go) and returns how many were planned, how many keep one, and why
-// fewer, if so.
-func (r *run) limitWS(nofile uint64) (planned, kept int, why string) {
+// budget.go) and returns how many were planned, how many keep one, why
+// fewer, if so, and how many ws-holder children are to hold them (0: this
+// process holds them).
+func (r *run) limitWS(nofile uint64) (planned, kept int, why string, children int) {
 	for _, st := range r.students {
 		if st.withWS {
 			planned++
 		}
 	}
-	b := ownBudget(nofile, r.cfg.Concurrency)
+	var limits []wsBudget
 	if len(r.cfg.WSDirect) == 0 {
 		if p := nginxConfFor(r.cfg.BaseURL); p != "" {
 			if f, err := os.Open(p); err == nil {
 				l, err := parseNginxLimits(f)
 				f.Close()
-				if nb := l.budget(r.cfg.Concurrency); err == nil && nb.Max < b.Max {
-					b = nb
+				if err == nil {
+					limits = append(limits, l.budget(r.cfg.Concurrency))
+					if l.WSInstances > 0 {
+						limits = append(limits, l.queueWSBudget(nofile))
+					}
 				}
 			}
 		}
 	}
+	want := planned
+	if r.cfg.WSMax > 0 {
+		want = min(want, r.cfg.WSMax)
+	} else {
+		for _, l := range limits {
+			want = min(want, l.Max)
+		}
+	}
+	children, b := planWS(r.cfg.WSProcs, want, nofile, r.cfg.Concurrency, limits)
 	if r.cfg.WSMax > 0 {
 		if r.cfg.WSMax > b.Max {
 			r.logf("warning: -ws-max %d is above what fits (%d, %s)", r.cfg.WSMax, b.Max, b.Reason)
@@ -580,11 +602,12 @@ func (r *run) limitWS(nofile uint64) (planned, kept int, why string) {
 		b = wsBudget{Max: r.cfg.WSMax, Reason: "-ws-max"}
 	}
 	kept = capWS(r.students, b)
+	children = min(children, kept) // a ws-holder without connections is of no use
 	if kept < planned {
 		why = fmt.Sprintf("%d of %d planned queue-ws connections: limited by %s", kept, planned, b.Reason)
 		r.logf("%s; the other students poll or are verified from MariaDB", why)
 	}
-	return planned, kept, why
+	return planned, kept, why, children
 }
 
 // settled reports whether every decision loadgen waits for is known: every
@@ -740,4 +763,31 @@ func (r *run) poll(ctx context.Context, rec *reqRec) {
 		rec.DecidedSeen = r.now() // ask again after the grace period
 	}
 	rec.mu.Unlock()
+}
+
+// holdIdle keeps every open queue-ws session idle for d before the window
+// opens and records what the whole host spent on them meanwhile.
+func (r *run) holdIdle(ctx context.Context, d time.Duration, info *runInfo) {
+	n := r.wsOpen.Load()
+	r.logf("holding %d queue-ws sessions idle for %s (-hold) ...", n, d)
+	r.rss.sample()
+	r.rss.resetCPU()
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	r.rss.sample()
+	info.HoldS = round1(time.Since(t0).Seconds())
+	info.HoldSessions = n
+	info.HoldCPUSeconds = r.rss.cpuSeconds()
+	r.logf("idle %.1fs with %d sessions: CPU seconds %v", info.HoldS, n, info.HoldCPUSeconds)
+}
+
+// openedAt returns when the window opened, or the zero time before that.
+func (r *run) openedAt() time.Time {
+	if ns := r.openNs.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }

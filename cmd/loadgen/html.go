@@ -197,6 +197,8 @@ details pre{font-size:11px;max-height:400px;overflow:auto;background:#f9fafb;pad
 <h1>EnrollQ load run: {{.R.Run.Students}} students</h1>
 <div>{{.R.Run.StartedAt.Format "2006-01-02 15:04:05 MST"}} · {{.R.Run.BaseURL}} · ramp {{.R.Run.Ramp}} ({{.R.Run.Shape}}) · concurrency {{.R.Run.Concurrency}} · cart {{.R.Run.Cart}} · queue-ws: {{.R.Run.WSVia}} · duration {{printf "%.1f" .R.Duration}} s
 {{if .R.Run.WSLimited}}<div>queue-ws: {{.R.Run.WSLimited}}</div>{{end}}
+{{if .R.Run.WSHolders}}<div>queue-ws connections held by {{.R.Run.WSHolders}} ws-holder processes (loadgen-ws)</div>{{end}}
+{{if .R.Run.HoldS}}<div>before the window opened, {{.R.Run.HoldSessions}} sessions were held idle for {{.R.Run.HoldS}} s; CPU seconds meanwhile: {{range $k, $v := .R.Run.HoldCPUSeconds}}{{$k}} {{$v}} · {{end}}</div>{{end}}
 {{if .R.Run.StoppedEarly}}<div class="bad">stopped early: {{.R.Run.StoppedEarly}}</div>{{end}}</div>
 <h2>Laws: {{if .R.LawsOK}}<span class="ok">all held</span>{{else}}<span class="bad">BROKEN</span>{{end}}</h2>
 <h2>Targets</h2>

@@ -101,6 +101,44 @@ func TestEngineAgainstRealAPI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
+	rep := runEngineAgainstRealAPI(t)
+	if rep.Run.WSHolders != 0 || rep.Processes["loadgen-ws"] != 0 { // they fit in loadgen itself
+		t.Errorf("-ws-procs 0: %d ws-holders, processes %v", rep.Run.WSHolders, rep.Processes)
+	}
+}
+
+// TestEngineWithWSHolders is the same run with the queue-ws connections
+// held by two ws-holder child processes (the loadgen binary, built here).
+func TestEngineWithWSHolders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	bin := buildLoadgen(t)
+	rep := runEngineAgainstRealAPI(t, "-ws-procs", "2", "-ws-holder-bin", bin, "-hold", "1s")
+	if rep.Run.HoldS < 1 || rep.Run.HoldSessions != rep.WS.Connected || rep.Run.HoldCPUSeconds["loadgen-ws"] < 0 ||
+		rep.Run.HoldCPUSeconds["machine"] <= 0 {
+		t.Errorf("-hold 1s: held %d sessions for %.1fs, CPU %v; want every connected session (%d), ≥1s and the host's CPU",
+			rep.Run.HoldSessions, rep.Run.HoldS, rep.Run.HoldCPUSeconds, rep.WS.Connected)
+	}
+	if rep.Run.WSHolders != 2 || rep.Processes["loadgen-ws"] != 2 {
+		t.Errorf("ws-holders %d, processes %v: want 2 loadgen-ws", rep.Run.WSHolders, rep.Processes)
+	}
+	if rep.PeakRSSMB["loadgen-ws"] <= 0 {
+		t.Errorf("peak RSS %v: no figure for the ws-holders", rep.PeakRSSMB)
+	}
+	if rep.PeakWSConnections < rep.WS.Connected-rep.WS.ServerCloses || rep.PeakConnections < rep.PeakWSConnections {
+		t.Errorf("peak connections %d, peak ws %d, connected %d: the ws-holders' connections are not counted",
+			rep.PeakConnections, rep.PeakWSConnections, rep.WS.Connected)
+	}
+	if rep.WS.WriteErrors != 0 || rep.WS.BadFrames != 0 || rep.WS.UnknownFrames != 0 {
+		t.Errorf("ws: %+v", rep.WS)
+	}
+}
+
+// runEngineAgainstRealAPI runs loadgen with extra arguments and checks what
+// every such run must show.
+func runEngineAgainstRealAPI(t *testing.T, extra ...string) Report {
+	t.Helper()
 	db := dbtest.New(t)
 	_, term := dbtest.Redis(t) // a term of its own, its keys removed at the end
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -129,6 +167,7 @@ func TestEngineAgainstRealAPI(t *testing.T) {
 		"-db", db.DSN, "-redis", dbtest.RedisAddr(), "-term", term,
 		"-admin-user", "admin", "-admin-password", "admin-pw", "-out", out, "-sources", "127.0.0.1-127.0.0.4",
 	}
+	args = append(args, extra...)
 	t.Setenv("ENROLLQ_TOKEN_SECRET", secret)
 	t.Setenv("ENROLLQ_BCRYPT_COST", "4")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -177,4 +216,5 @@ func TestEngineAgainstRealAPI(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
+	return rep
 }

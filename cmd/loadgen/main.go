@@ -9,6 +9,12 @@
 //	go run ./cmd/loadgen -students 1000 -reset
 //	make loadgen STUDENTS=100000
 //
+// The queue-ws connections are held by loadgen itself while they fit its
+// open-files limit, and otherwise by ws-holder child processes of the same
+// binary (`loadgen ws-holder`, -ws-procs), each within its own limit: the
+// children dial, watch and reconnect, and hand every frame to loadgen, which
+// keeps all the bookkeeping (budget.go, wsholder.go).
+//
 // Bounded in count and time (-max-duration), loopback only, stops by itself.
 // The exit status is 1 when a law was broken, 2 when the run could not be
 // carried out.
@@ -37,6 +43,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ws-holder" { // a child of a run (-ws-procs), never by hand
+		os.Exit(holderMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	rep, err := mainRun(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -82,10 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 	fs.BoolVar(&cfg.WS, "ws", true, "open a queue-ws connection per student")
 	fs.Float64Var(&cfg.WSShare, "ws-share", 1, "share of students with a queue-ws connection (the rest poll)")
 	wsDirect := fs.String("ws-direct", "", "comma-separated queue-ws endpoints to dial instead of going through -url (e.g. ws://127.0.0.1:8082/ws,ws://127.0.0.1:8084/ws)")
-	fs.IntVar(&cfg.WSMax, "ws-max", 0, "at most this many queue-ws connections (0: as many as the open-files limits of loadgen and of nginx allow)")
+	fs.IntVar(&cfg.WSMax, "ws-max", 0, "at most this many queue-ws connections (0: as many as the open-files limits of loadgen's processes, nginx and queue-ws allow)")
+	fs.IntVar(&cfg.WSProcs, "ws-procs", 0, "processes holding the queue-ws connections: 1 = loadgen itself; N > 1 = N child processes of loadgen (ws-holders), each within its own open-files limit; 0 = auto: loadgen itself while they fit its open-files limit, else as many ws-holders as they need")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "hold the open queue-ws sessions idle this long before the window opens and report the CPU every process used meanwhile (0: open at once)")
+	fs.StringVar(&cfg.WSHolderBin, "ws-holder-bin", "", "loadgen binary started as the ws-holder children (default: this executable)")
 	fs.BoolVar(&cfg.Poll, "poll", true, "students without a queue-ws connection poll GET /requests/{id} for their decision (false: read their decisions from MariaDB at the end)")
 	fs.DurationVar(&cfg.WSGrace, "ws-grace", 3*time.Second, "wait this long for a result frame after the queue shows a request decided, then poll")
-	fs.StringVar(&cfg.Sources, "sources", "127.0.0.1-127.0.0.8", "local source addresses (range) for client sockets")
+	fs.StringVar(&cfg.Sources, "sources", "127.0.0.2-127.0.0.9", "local source addresses (range) for client sockets (leave out 127.0.0.1: nginx's upstream connections need its ports)")
 	fs.IntVar(&cfg.ClientIPs, "client-ips", 0, "simulated client addresses sent as X-Forwarded-For, shared round-robin (0: one per student, -1: send none and let the API see the real loopback peers)")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", 10*time.Minute, "hard stop for the whole run")
 	fs.StringVar(&cfg.DBDSN, "db", defaults.DBDSN, "MariaDB primary DSN, to prepare and verify")
@@ -150,6 +162,12 @@ func validate(cfg config) error {
 	}
 	if cfg.Shape != "burst" && cfg.Shape != "uniform" && cfg.Shape != "step" {
 		errs = append(errs, errors.New("-shape must be burst, uniform or step"))
+	}
+	if cfg.WSProcs < 0 || cfg.WSProcs > maxWSProcs {
+		errs = append(errs, fmt.Errorf("-ws-procs must be 0..%d", maxWSProcs))
+	}
+	if cfg.Hold < 0 || cfg.Hold > 10*time.Minute {
+		errs = append(errs, errors.New("-hold must be within [0, 10m]"))
 	}
 	if cfg.MaxDuration <= 0 || cfg.MaxDuration > 2*time.Hour {
 		errs = append(errs, errors.New("-max-duration must be within (0, 2h]"))
@@ -388,7 +406,15 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	info.Courses = len(courses)
 	r.students = planStudents(cfg, toks, courses)
 	if cfg.WS {
-		info.WSPlanned, info.WSStudents, info.WSLimited = r.limitWS(nofile)
+		var children int
+		info.WSPlanned, info.WSStudents, info.WSLimited, children = r.limitWS(nofile)
+		if children > 0 {
+			info.WSHolders = children
+			if err := r.startWSProcs(children); err != nil {
+				return Report{}, err
+			}
+			defer r.stopWSProcs(30 * time.Second) // on the way out of a run that failed; a no-op after closeWS
+		}
 	}
 	r.logf("plan: %d students, %d sections (%d popular), cart %d-%d, ramp %s %s, concurrency %d",
 		len(r.students), len(courses), min(cfg.PopularCount, len(courses)), cfg.CartMin, cfg.CartMax, cfg.Ramp, cfg.Shape, cfg.Concurrency)
@@ -401,6 +427,9 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	}()
 
 	r.connectAll(ctx, 128)
+	if cfg.Hold > 0 {
+		r.holdIdle(ctx, cfg.Hold, &info)
+	}
 
 	if err := r.api.setWindow(ctx, admin, true); err != nil {
 		stopMonitor()
@@ -410,6 +439,7 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	r.rss.sample()
 	r.rss.resetCPU()
 	r.open = time.Now()
+	r.openNs.Store(r.open.UnixNano())
 	r.logf("window open: burst of %d students", len(r.students))
 
 	final := make(chan struct{})
@@ -466,12 +496,8 @@ wait:
 	if stoppedEarly == "" && cfg.WS {
 		time.Sleep(time.Second)
 	}
-	for _, st := range r.students {
-		if st.ws != nil {
-			st.ws.close()
-		}
-	}
-	r.wsWG.Wait()
+	r.rss.sample() // the ws-holders' last figures: they exit with their connections
+	r.closeWS()
 	r.rss.sample()
 	stopMonitor()
 	<-monitorDone

@@ -46,8 +46,9 @@ func (r *run) monitor(ctx context.Context, every time.Duration) {
 			Sent: r.c.sent.Load(), Answered: r.c.answered.Load(), Admitted: r.c.admitted.Load(),
 			WSOpen: r.wsOpen.Load(), HTTPConns: r.httpSockets.Load(),
 		}
-		if !r.open.IsZero() {
-			p.T = round3(time.Since(r.open).Seconds())
+		open := r.openedAt()
+		if !open.IsZero() {
+			p.T = round3(time.Since(open).Seconds())
 		}
 		p.Results = int64(len(r.tr.snapshot()) - r.unresolved())
 		if r.q != nil {
@@ -70,7 +71,7 @@ func (r *run) monitor(ctx context.Context, every time.Duration) {
 			p.DrainRate = round1(float64(p.Decided-prev.Decided) / dt)
 		}
 		prev = p
-		if !r.open.IsZero() {
+		if !open.IsZero() {
 			r.seriesMu.Lock()
 			r.series = append(r.series, p)
 			r.seriesMu.Unlock()

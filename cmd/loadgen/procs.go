@@ -18,6 +18,9 @@ import (
 // by the name the kernel knows them by (/proc/<pid>/comm). The api and
 // queue-ws run as two instances each, nginx as a master and workers, MariaDB
 // as primary and replica: a group's figure is the sum over its processes.
+// loadgen's ws-holder children (-ws-procs) are the group "loadgen-ws", apart
+// from loadgen itself, so that the cost of holding the queue-ws connections
+// reads on its own.
 var procGroups = []struct {
 	name     string
 	pidFiles []string // globs under the state directory
@@ -29,7 +32,8 @@ var procGroups = []struct {
 	{"mariadb", []string{"mariadb/*/*.pid"}, []string{"mariadbd", "mysqld"}},
 	{"nginx", []string{"nginx/nginx.pid"}, []string{"nginx"}},
 	{"opensearch", []string{"opensearch/*.pid"}, nil},
-	{"loadgen", nil, nil}, // this process
+	{"loadgen", nil, nil},    // this process
+	{"loadgen-ws", nil, nil}, // its ws-holder children, when they hold the queue-ws connections
 }
 
 // groupPids returns the pids of each group: from pid files (plus their
@@ -64,8 +68,18 @@ func (m *rssMonitor) groupPids() map[string][]int {
 	}
 	out := map[string][]int{}
 	for _, g := range procGroups {
-		if g.pidFiles == nil && g.comms == nil {
+		switch g.name {
+		case "loadgen":
 			out[g.name] = []int{m.self}
+			continue
+		case "loadgen-ws":
+			m.mu.Lock()
+			for _, pid := range m.children {
+				if !m.exited[pid] {
+					out[g.name] = append(out[g.name], pid)
+				}
+			}
+			m.mu.Unlock()
 			continue
 		}
 		var pids []int
@@ -108,6 +122,8 @@ type rssMonitor struct {
 	self  int
 
 	mu       sync.Mutex
+	children []int              // ws-holder pids
+	exited   map[int]bool       // ws-holders that have exited: not read again (their pid may be reused)
 	cpu      map[int]cpuSpan    // per pid: CPU time at the first and the last sample
 	machine0 uint64             // busy ticks of the host at resetCPU
 	pidGr    map[int]string     // pid → group
@@ -125,6 +141,25 @@ func newRSSMonitor() *rssMonitor {
 		cpu: map[int]cpuSpan{}, pidGr: map[int]string{}}
 }
 
+// addChild adds a ws-holder's pid to the "loadgen-ws" group; childExited
+// stops reading it (call it before the child is waited for). The group's
+// peak RSS and CPU seconds stay as last sampled, and its process count is
+// every ws-holder the run started.
+func (m *rssMonitor) addChild(pid int) {
+	m.mu.Lock()
+	m.children = append(m.children, pid)
+	m.mu.Unlock()
+}
+
+func (m *rssMonitor) childExited(pid int) {
+	m.mu.Lock()
+	if m.exited == nil {
+		m.exited = map[int]bool{}
+	}
+	m.exited[pid] = true
+	m.mu.Unlock()
+}
+
 // sample reads every process once and updates the peaks.
 func (m *rssMonitor) sample() {
 	groups := m.groupPids()
@@ -133,11 +168,13 @@ func (m *rssMonitor) sample() {
 	for _, g := range procGroups {
 		pids := groups[g.name]
 		var rss, hwm float64
+		read := 0
 		for _, pid := range pids {
 			r, h, ok := readStatusMem(filepath.Join(m.proc, strconv.Itoa(pid), "status"))
 			if ok {
 				rss += r
 				hwm += h
+				read++
 			}
 			if t, ok := readCPUTicks(filepath.Join(m.proc, strconv.Itoa(pid), "stat")); ok {
 				span, seen := m.cpu[pid]
@@ -150,7 +187,10 @@ func (m *rssMonitor) sample() {
 			}
 		}
 		m.count[g.name] = len(pids)
-		if len(pids) == 0 {
+		if g.name == "loadgen-ws" {
+			m.count[g.name] = len(m.children)
+		}
+		if read == 0 { // none, or none alive (ws-holders after the run): keep what was seen
 			continue
 		}
 		m.peak[g.name] = max(m.peak[g.name], round1(rss))
@@ -262,7 +302,9 @@ func (m *rssMonitor) cpuSeconds() map[string]float64 {
 	defer m.mu.Unlock()
 	out := map[string]float64{}
 	for pid, span := range m.cpu {
-		out[m.pidGr[pid]] += float64(span.last-span.first) / clockTicks
+		if span.last >= span.first {
+			out[m.pidGr[pid]] += float64(span.last-span.first) / clockTicks
+		}
 	}
 	if m.machine0 > 0 {
 		if now, ok := readMachineBusy(filepath.Join(m.proc, "stat")); ok {

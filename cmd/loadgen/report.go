@@ -97,8 +97,15 @@ type runInfo struct {
 	WSPlanned    int       `json:"ws_planned,omitempty"`
 	WSStudents   int       `json:"ws_students"`
 	WSLimited    string    `json:"ws_limited,omitempty"`
-	Poll         bool      `json:"poll"`
-	StoppedEarly string    `json:"stopped_early,omitempty"`
+	WSHolders    int       `json:"ws_holders,omitempty"` // ws-holder child processes holding the connections (0: loadgen itself)
+	// -hold: the open sessions were held idle this long before the window
+	// opened, and every process group used this much CPU meanwhile (the cost
+	// of an idle crowd: pings, timers, the kernel's loopback work).
+	HoldS          float64            `json:"hold_s,omitempty"`
+	HoldSessions   int64              `json:"hold_sessions,omitempty"`
+	HoldCPUSeconds map[string]float64 `json:"hold_cpu_seconds,omitempty"`
+	Poll           bool               `json:"poll"`
+	StoppedEarly   string             `json:"stopped_early,omitempty"`
 }
 
 type wsReport struct {

@@ -13,14 +13,46 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// wsLink is where a student's queue-ws connection lives: a wsConn in this
+// process, or one that a ws-holder child process holds (wsprocs.go).
+type wsLink interface {
+	watch(rec *reqRec) // ask for positions and the result of rec
+	close()            // close the connection with a normal close frame
+}
+
+// wsCounter names what a wsConn counts; the run keeps the counters
+// (run.wsCount), and a ws-holder child sends them up its pipe by name.
+type wsCounter int
+
+const (
+	cntDials       wsCounter = iota // dial attempts, first and reconnects
+	cntDialErrors                   // dial attempts that failed
+	cntDrops                        // connections the server closed
+	cntReconnects                   // reconnect attempts
+	cntWriteErrors                  // watch messages that could not be written
+	cntOpen                         // open connections (±1)
+	cntSockets                      // open client sockets, handshakes included (±1)
+)
+
+var wsCounterNames = [...]string{"dials", "dial_errors", "drops", "reconnects", "write_errors", "open", "sockets"}
+
+// wsEvents is what a wsConn reports to: the run itself when the connection
+// is held in this process, the pipe to the run in a ws-holder child.
+type wsEvents interface {
+	wsCount(c wsCounter, delta int64)
+	wsFrame(msg []byte)   // one message as received
+	wsDone(id int64) bool // id needs no watch after a reconnect (decided, or unknown)
+}
+
 // wsConn is one student's queue-ws connection. It is opened before the
 // burst (like a registration page left open before 10:00), watches each
 // request of the student as it is admitted, and reconnects (re-watching
 // what is still undecided) if the server closes it.
 type wsConn struct {
-	r   *run
-	st  *student
+	ev  wsEvents
+	wg  *sync.WaitGroup // counts the read loop
 	url string
+	ip  string // X-Forwarded-For, "" for none
 
 	mu      sync.Mutex // serialises writes and swaps of c
 	c       *websocket.Conn
@@ -84,7 +116,22 @@ func (r *run) connectWS(ctx context.Context, st *student, d *websocket.Dialer) e
 	if err != nil {
 		return err
 	}
-	w := &wsConn{r: r, st: st, url: endpoint}
+	return r.openWS(ctx, st, endpoint, d)
+}
+
+// openWS opens st's connection to endpoint: in this process, or in one of
+// the ws-holder children when the run has them (round-robin).
+func (r *run) openWS(ctx context.Context, st *student, endpoint string, d *websocket.Dialer) error {
+	if len(r.wsProcs) > 0 {
+		p := r.wsProcs[(r.wsNext.Add(1)-1)%uint64(len(r.wsProcs))]
+		l, err := p.dial(ctx, st.idx, endpoint, st.ip)
+		if err != nil {
+			return err
+		}
+		st.ws = l
+		return nil
+	}
+	w := &wsConn{ev: r, wg: &r.wsWG, url: endpoint, ip: st.ip}
 	if err := w.dial(ctx, d); err != nil {
 		return err
 	}
@@ -93,17 +140,17 @@ func (r *run) connectWS(ctx context.Context, st *student, d *websocket.Dialer) e
 }
 
 func (w *wsConn) dial(ctx context.Context, d *websocket.Dialer) error {
-	w.r.c.wsDials.Add(1)
+	w.ev.wsCount(cntDials, 1)
 	h := http.Header{}
-	if w.st.ip != "" {
-		h.Set("X-Forwarded-For", w.st.ip)
+	if w.ip != "" {
+		h.Set("X-Forwarded-For", w.ip)
 	}
 	c, resp, err := d.DialContext(ctx, w.url, h)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
-		w.r.c.wsDialErrors.Add(1)
+		w.ev.wsCount(cntDialErrors, 1)
 		if resp != nil {
 			return errors.New("ws dial: HTTP " + strconv.Itoa(resp.StatusCode))
 		}
@@ -117,26 +164,31 @@ func (w *wsConn) dial(ctx context.Context, d *websocket.Dialer) error {
 		return errors.New("ws dial: run is ending")
 	}
 	w.c = c
-	w.r.wsWG.Add(1) // under mu: close() cannot have started waiting for this one
+	w.wg.Add(1) // under mu: close() cannot have started waiting for this one
 	w.mu.Unlock()
-	w.r.noteWSOpen(1)
+	w.ev.wsCount(cntOpen, 1)
 	go w.readLoop(ctx, c, d)
 	return nil
 }
 
 // watch asks the server for positions and the result of rec.
 func (w *wsConn) watch(rec *reqRec) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.ids = append(w.ids, rec.ID)
 	rec.mu.Lock()
 	rec.Watched = true
 	rec.mu.Unlock()
+	w.watchID(rec.ID)
+}
+
+// watchID sends a watch of request id (or leaves it for the reconnect).
+func (w *wsConn) watchID(id int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ids = append(w.ids, id)
 	if w.c == nil || w.closing {
 		return // re-watched on reconnect
 	}
-	if err := w.send(rec.ID); err != nil {
-		w.r.c.wsWriteErrors.Add(1)
+	if err := w.send(id); err != nil {
+		w.ev.wsCount(cntWriteErrors, 1)
 	}
 }
 
@@ -158,12 +210,12 @@ func (w *wsConn) close() {
 }
 
 func (w *wsConn) readLoop(ctx context.Context, c *websocket.Conn, d *websocket.Dialer) {
-	defer w.r.wsWG.Done()
+	defer w.wg.Done()
 	for {
 		_, msg, err := c.ReadMessage()
 		if err != nil {
 			c.Close()
-			w.r.noteWSOpen(-1)
+			w.ev.wsCount(cntOpen, -1)
 			w.mu.Lock()
 			closing := w.closing
 			if w.c == c {
@@ -173,11 +225,11 @@ func (w *wsConn) readLoop(ctx context.Context, c *websocket.Conn, d *websocket.D
 			if closing || ctx.Err() != nil {
 				return
 			}
-			w.r.c.wsDrops.Add(1)
+			w.ev.wsCount(cntDrops, 1)
 			w.reconnect(ctx, d)
 			return
 		}
-		w.r.handleFrame(msg)
+		w.ev.wsFrame(msg)
 	}
 }
 
@@ -195,21 +247,50 @@ func (w *wsConn) reconnect(ctx context.Context, d *websocket.Dialer) {
 		if closing {
 			return
 		}
-		w.r.c.wsReconnects.Add(1)
+		w.ev.wsCount(cntReconnects, 1)
 		if err := w.dial(ctx, d); err != nil {
 			continue
 		}
 		w.mu.Lock()
 		for _, id := range w.ids {
-			if rec := w.r.tr.get(id); rec != nil && !rec.resolved() && w.c != nil {
+			if !w.ev.wsDone(id) && w.c != nil {
 				if err := w.send(id); err != nil {
-					w.r.c.wsWriteErrors.Add(1)
+					w.ev.wsCount(cntWriteErrors, 1)
 				}
 			}
 		}
 		w.mu.Unlock()
 		return
 	}
+}
+
+// wsCount applies a wsConn's count, of this process or of a ws-holder child.
+func (r *run) wsCount(c wsCounter, delta int64) {
+	switch c {
+	case cntDials:
+		r.c.wsDials.Add(delta)
+	case cntDialErrors:
+		r.c.wsDialErrors.Add(delta)
+	case cntDrops:
+		r.c.wsDrops.Add(delta)
+	case cntReconnects:
+		r.c.wsReconnects.Add(delta)
+	case cntWriteErrors:
+		r.c.wsWriteErrors.Add(delta)
+	case cntOpen:
+		r.noteWSOpen(delta)
+	case cntSockets:
+		storeMax(&r.wsSocketsPeak, r.wsSockets.Add(delta))
+	}
+}
+
+func (r *run) wsFrame(msg []byte) { r.handleFrame(msg) }
+
+// wsDone: a request loadgen does not track, or whose decision it knows
+// from any source, is not watched again after a reconnect.
+func (r *run) wsDone(id int64) bool {
+	rec := r.tr.get(id)
+	return rec == nil || rec.resolved()
 }
 
 // handleFrame applies one queue-ws message to the bookkeeping.

@@ -46,11 +46,17 @@ func (o *options) defaults() {
 	if o.BufferSize < positionHeadroom+2 {
 		o.BufferSize = positionHeadroom + 2
 	}
+	// Pings keep NAT mappings alive and find vanished clients; results are
+	// durable and a reconnect resumes, so they need not be frequent. Each one
+	// crosses nginx twice (ping and pong): at 100,000 sessions a 20 s period
+	// was 5,000 pings a second, most of an otherwise idle machine's loopback
+	// traffic, and a 30 s pong wait closed sessions whose pong was merely late
+	// under load. 50 s / 100 s halves that traffic and tolerates a busy host.
 	if o.PingPeriod <= 0 {
-		o.PingPeriod = 20 * time.Second
+		o.PingPeriod = 50 * time.Second
 	}
 	if o.PongWait <= o.PingPeriod {
-		o.PongWait = o.PingPeriod + o.PingPeriod/2
+		o.PongWait = 2 * o.PingPeriod
 	}
 	if o.WriteWait <= 0 {
 		o.WriteWait = 5 * time.Second
