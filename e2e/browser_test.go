@@ -563,10 +563,15 @@ func TestAdminImportsAndOpens(t *testing.T) {
 		t.Errorf("seat hint of an imported section: %d %v", h, ok)
 	}
 
+	// Students on the page, as queue-ws instances report them.
+	if err := s.q.ReportSessions(context.Background(), "e2e/127.0.0.1:1", 1234, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	run(t, ctx, "dashboard",
 		chromedp.Click(chromedp.CSS(`#nav a[href="#/admin"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#chart-queue svg")),
 		waitText("#kpi-open", "열림"),
+		waitText("#kpi-sessions", "1,234"),
 		chromedp.WaitVisible(chromedp.CSS("#fill tbody tr")),
 		chromedp.Sleep(2200*time.Millisecond))
 	shot(t, ctx, "4-dashboard")

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enrollq/enrollq/internal/queue"
 )
 
 func TestLoginAndPassword(t *testing.T) {
@@ -325,6 +328,20 @@ func TestAdminStatsWindowsExport(t *testing.T) {
 	}
 	if fill := m["fill"].([]any); len(fill) != 3 || fill[0].(map[string]any)["code"] != "PHY1001" {
 		t.Errorf("fill: %v", m["fill"])
+	}
+	// Students on the page: the sessions queue-ws instances report, fresh ones only.
+	q := queue.New(e.rdb, e.term)
+	for inst, n := range map[string]int64{"h/:8082": 120, "h/:8084": 80} {
+		if err := q.ReportSessions(context.Background(), inst, n, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.ReportSessions(context.Background(), "gone/:8086", 500, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	m = e.do("GET", "/api/v1/admin/stats?top=3", admin, nil).json(t)
+	if m["ws_sessions"].(float64) != 200 || m["ws_instances"].(float64) != 2 {
+		t.Errorf("ws_sessions %v on %v instances; want 200 on 2 (a report a minute old does not count)", m["ws_sessions"], m["ws_instances"])
 	}
 
 	// Windows: a priority window for year 1 only, then none.

@@ -106,6 +106,14 @@ func run(ctx context.Context, cfg config.Config, addr string, bare bool, o optio
 	q := queue.New(rdb, cfg.Term)
 	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(reader), Signer: auth.NewSigner(cfg.TokenSecret)})
 	srv.start()
+	rctx, stopReports := context.WithCancel(context.Background())
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		reportSessions(rctx, q, instanceName(ln.Addr().String()), func() int64 { return srv.eng.Stats().Sessions },
+			sessionsReportEvery, o.Logger)
+	}()
+	defer func() { stopReports(); <-reportsDone }()
 	serverErrors := make(chan error, 1)
 	go func() { serverErrors <- srv.serve(ln) }()
 	o.Logger.Info("queue-ws: listening", "addr", ln.Addr().String(), "term", cfg.Term, "tick", o.Tick)
@@ -118,6 +126,7 @@ func run(ctx context.Context, cfg config.Config, addr string, bare bool, o optio
 	case <-ctx.Done():
 		o.Logger.Info("queue-ws: shutting down", "sessions", srv.eng.Stats().Sessions)
 	}
+	stopReports() // the registrar's view stops counting this instance now
 	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer scancel()
 	if err := srv.shutdown(sctx); err != nil {

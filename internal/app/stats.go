@@ -23,6 +23,10 @@ type LiveStats struct {
 	// instance at each call.
 	AdmittedPerSec float64 `json:"admitted_per_sec"`
 	DecidedPerSec  float64 `json:"decided_per_sec"`
+	// Students on the registration page: open queue-ws sessions summed over
+	// the instances that reported in the last 15 s (three report periods).
+	WSSessions  int64 `json:"ws_sessions"`
+	WSInstances int   `json:"ws_instances"`
 	// From MariaDB (the replica), refreshed at most once a second.
 	Fill       []CourseFill  `json:"fill"`       // fullest sections first
 	Rejections []ReasonCount `json:"rejections"` // rejected decisions by reason
@@ -85,6 +89,9 @@ func (s *Service) Stats(ctx context.Context, topN int) (LiveStats, error) {
 	}
 	st.Open, st.Waiting, st.Inflight, st.Pending = open, qs.Waiting, qs.Inflight, qs.Pending
 	st.Admitted, st.Decided, st.SoldOut = qs.Counters["admitted"], qs.Counters["decided"], qs.Counters["sold_out"]
+	if st.WSSessions, st.WSInstances, err = s.Queue.LiveSessions(ctx, now, 15*time.Second); err != nil {
+		return st, err
+	}
 	st.DecidedByStatus = map[string]int64{}
 	for _, k := range []string{"enrolled", "rejected", "cancelled"} {
 		st.DecidedByStatus[k] = qs.Counters["decided_"+k]

@@ -62,6 +62,7 @@ function renderDash(s) {
   kpis.replaceChildren(
     kpi(t('admin.flag'), s.open ? t('admin.flag.open') : t('admin.flag.closed'), 'kpi-open'),
     kpi(t('kpi.pending'), s.pending.toLocaleString(), 'kpi-pending'),
+    kpi(t('kpi.sessions'), (s.ws_sessions || 0).toLocaleString(), 'kpi-sessions'),
     kpi(t('kpi.admitted'), s.admitted_per_sec.toFixed(1), 'kpi-admitted'),
     kpi(t('kpi.decided'), s.decided_per_sec.toFixed(1), 'kpi-decided'),
     kpi(t('kpi.enrolled'), (s.decided_by_status.enrolled || 0).toLocaleString(), 'kpi-enrolled'),
