@@ -90,7 +90,7 @@ func buildBin(t testing.TB, name string) string {
 
 // startProc runs bin with env until the test ends and waits until
 // health answers 200.
-func startProc(t *testing.T, bin string, args, env []string, health string) {
+func startProc(t *testing.T, bin string, args, env []string, health string) *os.Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -103,6 +103,7 @@ func startProc(t *testing.T, bin string, args, env []string, health string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a test may have stopped it
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -124,7 +125,7 @@ func startProc(t *testing.T, bin string, args, env []string, health string) {
 		if err == nil {
 			r.Body.Close()
 			if r.StatusCode == 200 {
-				return
+				return cmd.Process
 			}
 		}
 		if time.Now().After(deadline) {
@@ -156,6 +157,7 @@ type stack struct {
 	q     *queue.Redis
 	st    *enroll.Store
 	sched *enroll.Scheduler
+	ws    *os.Process // the queue-ws process, withWS
 }
 
 // newStack seeds the fixture catalog and students 20269xxxx (password
@@ -197,7 +199,7 @@ func newStack(t *testing.T, students int, open, withWS bool) *stack {
 	wsURL := "/ws" // nothing answers there: the UI falls back to polling
 	if withWS {
 		wsPort := freePort(t)
-		startProc(t, buildBin(t, "queue-ws"), nil, append(common, fmt.Sprintf("ENROLLQ_WS_ADDR=127.0.0.1:%d", wsPort), "ENROLLQ_WS_TICK=200ms"),
+		s.ws = startProc(t, buildBin(t, "queue-ws"), nil, append(common, fmt.Sprintf("ENROLLQ_WS_ADDR=127.0.0.1:%d", wsPort), "ENROLLQ_WS_TICK=200ms"),
 			fmt.Sprintf("http://127.0.0.1:%d/healthz", wsPort))
 		wsURL = fmt.Sprintf("ws://127.0.0.1:%d/ws", wsPort)
 	}
@@ -401,6 +403,38 @@ func TestPollingFallback(t *testing.T) {
 		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))),
 		waitText(`.queue-item .status`, "신청 완료"))
 	shot(t, ctx, "2-result-polling")
+}
+
+// TestSilentSocketFallsBackToPolling: the socket stays open but queue-ws
+// stops sending (the process is frozen, as behind a NAT that dropped the
+// mapping): within a few seconds the screen stops trusting it, polls, and
+// still shows the result.
+func TestSilentSocketFallsBackToPolling(t *testing.T) {
+	s := newStack(t, 1, true, true)
+	ctx := browser(t, 1024, 768)
+	var courseID int64
+	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`#results-body tr[data-course-id="%d"]`, courseID)
+	s.searchReady("컴파일러", courseID)
+	loginStudent(t, ctx, s.url, "202690000")
+	run(t, ctx, "register, live",
+		chromedp.SendKeys(chromedp.CSS("#q"), "컴파일러"),
+		chromedp.Click(chromedp.CSS("#search-btn")),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+		chromedp.Click(chromedp.CSS(row+" .enroll-now")),
+		waitText("#queue-mode", "실시간 연결됨"),
+		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
+	if err := s.ws.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.ws.Signal(syscall.SIGCONT) }()
+	run(t, ctx, "silence noticed",
+		within(15*time.Second, waitText("#queue-mode", "2초마다 확인 중")))
+	s.startScheduler()
+	run(t, ctx, "result by polling",
+		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))))
 }
 
 // TestStudentRegisters: log in, search in Korean, add to the cart, register

@@ -1,12 +1,14 @@
 // The registration screen's engine: tracks the student's requests, listens
 // to queue-ws for positions and results, and falls back to polling
-// GET /requests/{id} every 2 s when the socket fails or closes. Tracked
+// GET /requests/{id} every 2 s when the socket fails, closes or goes silent
+// (no frame for SILENT_MS while a request waits). Tracked
 // requests are kept in sessionStorage, and on return the student's pending
 // and decided requests are read back from GET /me/requests, so a reload or
 // a dropped connection resumes the same tickets.
 import { api } from './api.js';
 
 const KEY = 'eq.tracked';
+const SILENT_MS = 6000; // six ticks without a frame
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY) || '[]'); } catch (_) { return []; }
@@ -73,13 +75,30 @@ export const tracker = {
     try { ws = new WebSocket(u.toString()); } catch (_) { this.poll(); return; }
     this.ws = ws;
     const fallback = setTimeout(() => { if (ws.readyState !== WebSocket.OPEN) { ws.onclose = null; ws.close(); this.poll(); } }, 4000);
+    // While a request waits, queue-ws sends its position every tick (1 s).
+    // Silence for SILENT_MS means the socket is dead without having closed
+    // (a NAT that forgot it, a frozen instance): the shown position would
+    // freeze, so drop the socket and poll instead.
+    let heard = Date.now();
+    const watchdog = setInterval(() => {
+      if (this.ws !== ws) { clearInterval(watchdog); return; }
+      if (ws.readyState === WebSocket.OPEN && this.pending().length && Date.now() - heard > SILENT_MS) {
+        clearInterval(watchdog);
+        ws.onclose = null;
+        ws.close();
+        this.ws = null;
+        this.poll();
+      }
+    }, 1000);
     ws.onopen = () => {
       clearTimeout(fallback);
+      heard = Date.now();
       this.mode = 'ws';
       for (const it of this.pending()) ws.send(JSON.stringify({ type: 'watch', request_id: it.request_id }));
       this.save();
     };
     ws.onmessage = (ev) => {
+      heard = Date.now();
       let m;
       try { m = JSON.parse(ev.data); } catch (_) { return; }
       if (m.type === 'position') this.update(m.request_id, { position: m.position, ahead: m.ahead, eta: m.eta_seconds });
@@ -88,6 +107,7 @@ export const tracker = {
     ws.onerror = () => {};
     ws.onclose = () => {
       clearTimeout(fallback);
+      clearInterval(watchdog);
       if (this.ws === ws) this.ws = null;
       if (this.pending().length) this.poll();
     };
