@@ -4,7 +4,7 @@
 // call per tick whatever its number of sessions (see internal/positions and
 // docs/WEBSOCKET.md).
 //
-//	queue-ws [-addr 127.0.0.1:8082] [-tick 1s] [-ping 50s] [-buffer 16] [-bare] [-pprof 127.0.0.1:9082]
+//	queue-ws [-addr 127.0.0.1:8082] [-tick 1s] [-ping 120s] [-buffer 16] [-bare] [-pprof 127.0.0.1:9082]
 //
 // Settings come from the environment (internal/config): ENROLLQ_WS_ADDR,
 // ENROLLQ_REDIS_ADDR, ENROLLQ_DB_DSN, ENROLLQ_REPLICA_DSN, ENROLLQ_TERM,
@@ -42,13 +42,13 @@ func main() {
 	if v, err := time.ParseDuration(os.Getenv("ENROLLQ_WS_TICK")); err == nil {
 		tickDefault = v
 	}
-	var pingDefault time.Duration // 0: options.defaults (50 s)
+	var pingDefault time.Duration // 0: options.defaults (120 s)
 	if v, err := time.ParseDuration(os.Getenv("ENROLLQ_WS_PING")); err == nil {
 		pingDefault = v
 	}
 	addr := flag.String("addr", cfg.WSAddr, "listen address (ENROLLQ_WS_ADDR)")
 	tick := flag.Duration("tick", tickDefault, "watermark read period (ENROLLQ_WS_TICK)")
-	ping := flag.Duration("ping", pingDefault, "ping period of every session; the pong deadline is twice that (ENROLLQ_WS_PING, default 50s)")
+	ping := flag.Duration("ping", pingDefault, "ping period of every session; the pong deadline is twice that (ENROLLQ_WS_PING, default 120s)")
 	buffer := flag.Int("buffer", 16, "frames queued per session before positions are dropped")
 	pprofAddr := flag.String("pprof", "", "serve Go's /debug/pprof on this loopback address (off when empty)")
 	bare := flag.Bool("bare", false, "serve the benchmark floor: melody broadcasting one frame per tick, nothing else")

@@ -46,14 +46,17 @@ func (o *options) defaults() {
 	if o.BufferSize < positionHeadroom+2 {
 		o.BufferSize = positionHeadroom + 2
 	}
-	// Pings keep NAT mappings alive and find vanished clients; results are
-	// durable and a reconnect resumes, so they need not be frequent. Each one
-	// crosses nginx twice (ping and pong): at 100,000 sessions a 20 s period
-	// was 5,000 pings a second, most of an otherwise idle machine's loopback
-	// traffic, and a 30 s pong wait closed sessions whose pong was merely late
-	// under load. 50 s / 100 s halves that traffic and tolerates a busy host.
+	// Pings find vanished clients. They are not what keeps a waiting
+	// student's socket alive: a position goes out every tick while a request
+	// waits, and the web client drops a socket that is silent for 6 s and
+	// closes it when nothing is pending. Each ping crosses nginx twice (ping
+	// and pong): at 100,000 sessions a 20 s period was 5,000 pings a second,
+	// most of an otherwise idle machine's loopback traffic, and a 30 s pong
+	// wait closed sessions whose pong was merely late under load; 120 s /
+	// 240 s answered the 100k run 19% faster than 50 s / 100 s
+	// (docs/BENCHMARKS.md) and frees a dead client's session within 4 min.
 	if o.PingPeriod <= 0 {
-		o.PingPeriod = 50 * time.Second
+		o.PingPeriod = 120 * time.Second
 	}
 	if o.PongWait <= o.PingPeriod {
 		o.PongWait = 2 * o.PingPeriod
