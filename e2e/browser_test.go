@@ -382,6 +382,23 @@ func loginStudent(t *testing.T, ctx context.Context, url, no string) {
 func TestPollingFallback(t *testing.T) {
 	s := newStack(t, 1, true, false)
 	ctx := browser(t, 1024, 768)
+	run(t, ctx, "search and register",
+		append(registerFromSearch(t, s, ctx),
+			chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="queued"] .queue-pos`)),
+			within(10*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
+			waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))...)
+	shot(t, ctx, "1-position-polling")
+	s.startScheduler()
+	run(t, ctx, "result by polling",
+		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))),
+		waitText(`.queue-item .status`, "신청 완료"))
+	shot(t, ctx, "2-result-polling")
+}
+
+// registerFromSearch logs student 202690000 in and returns the actions that
+// search "컴파일러" and press 신청 on CSE4051-01 in the results.
+func registerFromSearch(t *testing.T, s *stack, ctx context.Context) []chromedp.Action[chromedp.Void] {
+	t.Helper()
 	var courseID int64
 	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
 		t.Fatal(err)
@@ -389,20 +406,12 @@ func TestPollingFallback(t *testing.T) {
 	row := fmt.Sprintf(`#results-body tr[data-course-id="%d"]`, courseID)
 	s.searchReady("컴파일러", courseID)
 	loginStudent(t, ctx, s.url, "202690000")
-	run(t, ctx, "search and register",
+	return []chromedp.Action[chromedp.Void]{
 		chromedp.SendKeys(chromedp.CSS("#q"), "컴파일러"),
 		chromedp.Click(chromedp.CSS("#search-btn")),
 		chromedp.WaitVisible(chromedp.CSS(row)),
-		chromedp.Click(chromedp.CSS(row+" .enroll-now")),
-		chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="queued"] .queue-pos`)),
-		within(10*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
-		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
-	shot(t, ctx, "1-position-polling")
-	s.startScheduler()
-	run(t, ctx, "result by polling",
-		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))),
-		waitText(`.queue-item .status`, "신청 완료"))
-	shot(t, ctx, "2-result-polling")
+		chromedp.Click(chromedp.CSS(row + " .enroll-now")),
+	}
 }
 
 // TestSilentSocketFallsBackToPolling: the socket stays open but queue-ws
@@ -412,20 +421,10 @@ func TestPollingFallback(t *testing.T) {
 func TestSilentSocketFallsBackToPolling(t *testing.T) {
 	s := newStack(t, 1, true, true)
 	ctx := browser(t, 1024, 768)
-	var courseID int64
-	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
-		t.Fatal(err)
-	}
-	row := fmt.Sprintf(`#results-body tr[data-course-id="%d"]`, courseID)
-	s.searchReady("컴파일러", courseID)
-	loginStudent(t, ctx, s.url, "202690000")
 	run(t, ctx, "register, live",
-		chromedp.SendKeys(chromedp.CSS("#q"), "컴파일러"),
-		chromedp.Click(chromedp.CSS("#search-btn")),
-		chromedp.WaitVisible(chromedp.CSS(row)),
-		chromedp.Click(chromedp.CSS(row+" .enroll-now")),
-		waitText("#queue-mode", "실시간 연결됨"),
-		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
+		append(registerFromSearch(t, s, ctx),
+			waitText("#queue-mode", "실시간 연결됨"),
+			waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))...)
 	if err := s.ws.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
