@@ -416,8 +416,8 @@ func registerFromSearch(t *testing.T, s *stack, ctx context.Context) []chromedp.
 
 // TestSilentSocketFallsBackToPolling: the socket stays open but queue-ws
 // stops sending (the process is frozen, as behind a NAT that dropped the
-// mapping): within a few seconds the screen stops trusting it, polls, and
-// still shows the result.
+// mapping): within a few seconds the screen stops trusting it and polls;
+// when queue-ws is back the screen goes live again, and shows the result.
 func TestSilentSocketFallsBackToPolling(t *testing.T) {
 	s := newStack(t, 1, true, true)
 	ctx := browser(t, 1024, 768)
@@ -430,9 +430,17 @@ func TestSilentSocketFallsBackToPolling(t *testing.T) {
 	}
 	defer func() { _ = s.ws.Signal(syscall.SIGCONT) }()
 	run(t, ctx, "silence noticed",
-		within(15*time.Second, waitText("#queue-mode", "2초마다 확인 중")))
+		within(15*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
+		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
+	// queue-ws comes back: within the retry period (15–30 s) the screen is
+	// live again.
+	if err := s.ws.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "live again",
+		within(45*time.Second, waitText("#queue-mode", "실시간 연결됨")))
 	s.startScheduler()
-	run(t, ctx, "result by polling",
+	run(t, ctx, "result",
 		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(`.queue-item[data-status="enrolled"]`))))
 }
 

@@ -1,7 +1,8 @@
 // The registration screen's engine: tracks the student's requests, listens
 // to queue-ws for positions and results, and falls back to polling
 // GET /requests/{id} every 2 s when the socket fails, closes or goes silent
-// (no frame for SILENT_MS while a request waits). Tracked
+// (no frame for SILENT_MS while a request waits), trying the socket again
+// after RETRY_MS. Tracked
 // requests are kept in sessionStorage, and on return the student's pending
 // and decided requests are read back from GET /me/requests, so a reload or
 // a dropped connection resumes the same tickets.
@@ -9,6 +10,7 @@ import { api } from './api.js';
 
 const KEY = 'eq.tracked';
 const SILENT_MS = 6000; // six ticks without a frame
+const RETRY_MS = 15000; // back to live positions after 15–30 s of polling (jittered: no herd)
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY) || '[]'); } catch (_) { return []; }
@@ -20,6 +22,7 @@ export const tracker = {
   onChange: null,
   ws: null,
   pollTimer: null,
+  retryTimer: null,
 
   items() { return this.list.slice().sort((a, b) => (b.request_id || 0) - (a.request_id || 0) || (a.course_id - b.course_id)); },
 
@@ -38,6 +41,8 @@ export const tracker = {
     if (this.ws) { this.ws.onclose = null; this.ws.close(); this.ws = null; }
     clearInterval(this.pollTimer);
     this.pollTimer = null;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.mode = '';
   },
 
@@ -131,6 +136,16 @@ export const tracker = {
     };
     this.pollTimer = setInterval(tick, 2000);
     tick();
+    // Polling is the fallback, not the mode: try the socket again later.
+    if (!this.retryTimer) this.retryTimer = setTimeout(() => this.retryLive(), RETRY_MS * (1 + Math.random()));
+  },
+
+  retryLive() {
+    this.retryTimer = null;
+    if (this.mode !== 'poll' || this.ws || !this.pending().length) return;
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.ensureWatching();
   },
 
   async ensureWatching() {
