@@ -336,20 +336,25 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	}
 }
 
-// waitText waits until the element matching sel contains want.
+// waitText waits until the element matching sel contains want. The text is
+// read in the page in one evaluation, not through a DOM node id: the queue
+// screen re-renders on every frame (5 a second in these tests), and a node
+// looked up a moment earlier may already be gone ("No node with given id").
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : null; })()`, sel)
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		var last string
 		for {
-			txt, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			if strings.Contains(txt, want) {
-				return nil
+			txt, err := chromedp.Evaluate[*string](expr)(ctx, tg)
+			if err == nil && txt != nil {
+				if strings.Contains(*txt, want) {
+					return nil
+				}
+				last = *txt
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%s never contained %q (last %q): %w", sel, want, txt, ctx.Err())
+				return fmt.Errorf("%s never contained %q (last %q, err %v): %w", sel, want, last, err, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
