@@ -43,7 +43,7 @@ const maxWSProcs = 64
 // ownBudget: sockets this process can hold besides the HTTP pool and
 // MariaDB/Redis/polling connections.
 func ownBudget(nofile uint64, concurrency int) wsBudget {
-	n := int(nofile) - 2*concurrency - fdReserve
+	n := holderBudget(nofile) - 2*concurrency
 	return wsBudget{Max: max(n, 0), Reason: fmt.Sprintf("loadgen's open-files limit %d", nofile)}
 }
 

@@ -116,13 +116,9 @@ func clientIP(i, n int) string {
 
 // run is one load run.
 type run struct {
-	cfg   config
-	start time.Time // the run's clock; burst offsets count from open
-	// open is when the window opened: written before the burst's goroutines
-	// start, which read it plainly; the monitor, running since before, reads
-	// openNs (openedAt).
-	open   time.Time
-	openNs atomic.Int64
+	cfg    config
+	start  time.Time    // the run's clock; burst offsets count from open
+	openNs atomic.Int64 // when the window opened (openedAt); read by the monitor, running since before
 
 	api *api
 	src *sourceAddrs
@@ -384,8 +380,9 @@ func (r *run) burst(ctx context.Context) {
 			}
 		}()
 	}
+	open := r.openedAt()
 	for i := 0; i < len(order) && ctx.Err() == nil; {
-		due := time.Since(r.open)
+		due := time.Since(open)
 		for i < len(order) && order[i].offset <= due {
 			select {
 			case jobs <- order[i]:
@@ -409,7 +406,7 @@ func (r *run) burst(ctx context.Context) {
 func (r *run) fire(ctx context.Context, st *student) {
 	// How late the student's first click goes out against the plan: the
 	// time it waited for one of the -concurrency senders.
-	lag := float64(time.Since(r.open)-st.offset) / 1e6
+	lag := float64(time.Since(r.openedAt())-st.offset) / 1e6
 	r.latMu.Lock()
 	r.sendLag = append(r.sendLag, max(lag, 0))
 	r.latMu.Unlock()

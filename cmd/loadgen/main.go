@@ -438,8 +438,7 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	}
 	r.rss.sample()
 	r.rss.resetCPU()
-	r.open = time.Now()
-	r.openNs.Store(r.open.UnixNano())
+	r.openNs.Store(time.Now().UnixNano())
 	r.logf("window open: burst of %d students", len(r.students))
 
 	final := make(chan struct{})

@@ -97,69 +97,58 @@ func TestIdleCallerGoesAtOnce(t *testing.T) {
 // length, fails every caller of that batch and not later ones.
 func TestBatchErrorReachesEveryCaller(t *testing.T) {
 	boom := errors.New("boom")
-	var mode atomic.Int32
-	release := make(chan struct{})
-	g := New(Config{Slots: 1}, func(_ context.Context, in []int) ([]int, error) {
-		if in[0] == -1 {
-			<-release // hold the only slot so the next callers form one batch
-			return []int{0}, nil
+	g, errs := heldBatch(t, 3, func(in []int) ([]int, error) { return nil, boom })
+	for i, err := range errs {
+		if !errors.Is(err, boom) {
+			t.Errorf("caller %d: err = %v, want boom", i, err)
 		}
-		switch mode.Load() {
-		case 0:
-			return nil, boom
+	}
+	if _, err := g.Do(context.Background(), 5); err != nil {
+		t.Errorf("a later caller after a failed batch: %v", err)
+	}
+	g, errs = heldBatch(t, 2, func([]int) ([]int, error) { return []int{1}, nil }) // one result for two callers
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("caller %d of a batch with too few results: no error", i)
+		}
+	}
+	if _, err := g.Do(context.Background(), 5); err != nil {
+		t.Errorf("single caller with one result: %v", err)
+	}
+}
+
+// heldBatch makes n callers form one batch of a one-slot Group (a first
+// call holds the slot until they have all queued), runs it through fn and
+// returns the Group (whose later batches just echo) and each caller's error.
+func heldBatch(t *testing.T, n int, fn func(in []int) ([]int, error)) (*Group[int, int], []error) {
+	t.Helper()
+	release := make(chan struct{})
+	var batches atomic.Int32
+	g := New(Config{Slots: 1}, func(_ context.Context, in []int) ([]int, error) {
+		switch batches.Add(1) {
 		case 1:
-			return []int{1}, nil // one result for several callers
+			<-release
+			return in, nil
+		case 2:
+			return fn(in)
 		}
 		return in, nil
 	})
 	go func() { _, _ = g.Do(context.Background(), -1) }()
 	waitFor(t, func() bool { b, _ := g.Stats(); return b == 1 })
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range 3 {
+	errs := make([]error, n)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, errs[i] = g.Do(context.Background(), i+1)
 		}()
 	}
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == 3 })
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == n })
 	close(release)
 	wg.Wait()
-	for i, err := range errs {
-		if !errors.Is(err, boom) {
-			t.Errorf("caller %d: err = %v, want boom", i, err)
-		}
-	}
-	mode.Store(1)
-	if _, err := g.Do(context.Background(), 5); err != nil {
-		t.Errorf("single caller with one result: %v", err)
-	}
-	release2 := make(chan struct{})
-	g2 := New(Config{Slots: 1}, func(_ context.Context, in []int) ([]int, error) {
-		if in[0] == -1 {
-			<-release2
-			return []int{0}, nil
-		}
-		return []int{1}, nil
-	})
-	go func() { _, _ = g2.Do(context.Background(), -1) }()
-	waitFor(t, func() bool { b, _ := g2.Stats(); return b == 1 })
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = g2.Do(context.Background(), i+1)
-		}()
-	}
-	waitFor(t, func() bool { g2.mu.Lock(); defer g2.mu.Unlock(); return len(g2.queue) == 2 })
-	close(release2)
-	wg.Wait()
-	for i := range 2 {
-		if errs[i] == nil {
-			t.Errorf("caller %d of a batch with too few results: no error", i)
-		}
-	}
+	return g, errs
 }
 
 // TestCallerContext: a caller whose context ends stops waiting; the batch

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/enrollq/enrollq/internal/enroll"
-	"github.com/enrollq/enrollq/internal/groupcommit"
 )
 
 // Limit is an extra fixed-window budget counted inside the admission round
@@ -58,12 +57,6 @@ type admitReq struct {
 type admitOutcome struct {
 	res Admission
 	err error
-}
-
-// newAdmitGroup groups concurrent admissions into admit.lua calls: at most
-// slots in flight, up to max requests each (internal/groupcommit).
-func newAdmitGroup(q *Redis, slots, max int) *groupcommit.Group[admitReq, admitOutcome] {
-	return groupcommit.New(groupcommit.Config{Slots: slots, Max: max}, q.admitBatch)
 }
 
 // admitBatch runs admit.lua once for batch: the shared keys, then each

@@ -52,18 +52,20 @@ type Redis struct {
 
 var _ enroll.Queue = (*Redis)(nil)
 
-// Admission batching: at most admitSlots admit.lua calls of one queue are in
-// flight at once, each carrying up to admitBatchMax requests.
+// Grouping of admissions and lookups (internal/groupcommit): at most
+// groupSlots admit.lua calls (or lookup pipelines) of one queue are in
+// flight at once, each carrying up to groupMax requests.
 const (
-	admitSlots    = 2
-	admitBatchMax = 256
+	groupSlots = 2
+	groupMax   = 256
 )
 
 // New returns the queue of term on rdb.
 func New(rdb redis.UniversalClient, term string) *Redis {
 	q := &Redis{rdb: rdb, keys: KeysFor(term), RateLimit: 20, RateWindow: 10 * time.Second}
-	q.admits = newAdmitGroup(q, admitSlots, admitBatchMax)
-	q.lookups = groupcommit.New(groupcommit.Config{Slots: admitSlots, Max: admitBatchMax}, q.lookupBatch)
+	grouping := groupcommit.Config{Slots: groupSlots, Max: groupMax}
+	q.admits = groupcommit.New(grouping, q.admitBatch)
+	q.lookups = groupcommit.New(grouping, q.lookupBatch)
 	return q
 }
 
