@@ -61,18 +61,21 @@ type Decision struct {
 
 // Sentinel errors of the enrollment domain. cmd/api maps them to HTTP.
 var (
-	ErrNotFound        = errors.New("not found")
-	ErrNotEnrolled     = errors.New("not enrolled in this course")
-	ErrForbidden       = errors.New("belongs to another student")
-	ErrWindowClosed    = errors.New("registration window closed")
-	ErrSoldOut         = errors.New("sold out")
-	ErrAlreadyQueued   = errors.New("already queued for this course")
-	ErrAlreadyEnrolled = errors.New("already enrolled in this course")
-	ErrRateLimited     = errors.New("too many requests")
-	ErrUnknownCourse   = errors.New("unknown course")
-	ErrCourseClosed    = errors.New("course closed")
-	ErrTooLate         = errors.New("request is already being decided")
-	ErrNotLeader       = errors.New("not the drain leader")
+	ErrNotFound         = errors.New("not found")
+	ErrNotEnrolled      = errors.New("not enrolled in this course")
+	ErrForbidden        = errors.New("belongs to another student")
+	ErrWindowClosed     = errors.New("registration window closed")
+	ErrSoldOut          = errors.New("sold out")
+	ErrAlreadyQueued    = errors.New("already queued for this course")
+	ErrAlreadyEnrolled  = errors.New("already enrolled in this course")
+	ErrRateLimited      = errors.New("too many requests")
+	ErrUnknownCourse    = errors.New("unknown course")
+	ErrCourseClosed     = errors.New("course closed")
+	ErrTooLate          = errors.New("request is already being decided")
+	ErrNotLeader        = errors.New("not the drain leader")
+	ErrAlreadyPrequeued = errors.New("already in the pre-queue for this course")
+	ErrPrequeueFull     = errors.New("too many pre-queue entries")
+	ErrOpening          = errors.New("the window is opening: the pre-queue is being drawn")
 )
 
 // RateLimitError carries how long to wait before retrying.

@@ -16,12 +16,20 @@ type Limit struct {
 	Window time.Duration
 }
 
-// Admission is the result of a successful admission.
+// Admission is the result of a successful admission: a ticket in the line,
+// or, before the window opens, an entry in the pre-queue (Prequeued).
 type Admission struct {
 	RequestID int64
 	Ticket    int64
 	Ahead     int64 // undecided requests with a lower ticket
+
+	Prequeued bool
+	Entries   int64 // the student's pre-queue entries, this one included
+	Students  int64 // students in the pre-queue
 }
+
+// PrequeueMax is the most pre-queue entries one student may hold.
+const PrequeueMax = 15
 
 // Admit admits a request of student for course. See AdmitLimited.
 func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, error) {
@@ -34,7 +42,11 @@ func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, er
 // next call (group commit), so under load one round trip and one AOF write
 // serve many requests; an admission that finds Redis idle goes at once.
 //
-// Errors: enroll.ErrWindowClosed, *enroll.RateLimitError,
+// While the window is closed and the pre-queue open, the request goes into
+// the pre-queue instead (Admission.Prequeued; see Draw).
+//
+// Errors: enroll.ErrWindowClosed, enroll.ErrAlreadyPrequeued,
+// enroll.ErrPrequeueFull, *enroll.RateLimitError,
 // *enroll.AlreadyQueuedError, enroll.ErrAlreadyEnrolled,
 // enroll.ErrUnknownCourse (no seat hint: check MariaDB), enroll.ErrSoldOut.
 // If ctx ends first the caller gets ctx's error; the request may still have
@@ -59,21 +71,41 @@ type admitOutcome struct {
 	err error
 }
 
-// admitBatch runs admit.lua once for batch: the shared keys, then each
-// request's four keys and four arguments (see the script's header).
+// admitBatch runs admit.lua once for batch (not a draw).
 func (q *Redis) admitBatch(ctx context.Context, batch []admitReq) ([]admitOutcome, error) {
+	res, err := q.runAdmit(ctx, batch, -1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admitOutcome, len(batch))
+	for i := range batch {
+		out[i].res, out[i].err = admitResult(res[3*i], res[3*i+1], res[3*i+2])
+	}
+	return out, nil
+}
+
+// runAdmit runs admit.lua once: the shared keys, then each request's five
+// keys and four arguments (see the script's header). cursor is the draw's
+// cursor the batch starts at, or -1 for ordinary admissions. It returns the
+// script's three integers per request.
+func (q *Redis) runAdmit(ctx context.Context, batch []admitReq, cursor int64) ([]int64, error) {
 	k := q.keys
-	keys := make([]string, 0, 9+4*len(batch))
-	keys = append(keys, k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats())
-	args := make([]any, 0, 3+4*len(batch))
-	args = append(args, q.RateLimit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds())
+	keys := make([]string, 0, 12+5*len(batch))
+	keys = append(keys, k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats(),
+		k.PreOpen(), k.PreStudents(), k.Draw())
+	args := make([]any, 0, 5+4*len(batch))
+	limit := q.RateLimit
+	if cursor >= 0 {
+		limit = 0 // the draw's entries were counted when they were pre-queued
+	}
+	args = append(args, limit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds(), cursor, PrequeueMax)
 	for _, c := range batch {
 		rl := k.RateLimit(c.student)
 		ipKey, ipN, ipWindow := rl, 0, int64(0)
 		if c.extra.N > 0 && c.extra.Key != "" && c.extra.Window > 0 {
 			ipKey, ipN, ipWindow = c.extra.Key, c.extra.N, c.extra.Window.Milliseconds()
 		}
-		keys = append(keys, k.Enrolled(c.student), rl, k.Mine(c.student), ipKey)
+		keys = append(keys, k.Enrolled(c.student), rl, k.Mine(c.student), ipKey, k.Pre(c.student))
 		args = append(args, c.student, c.course, ipN, ipWindow)
 	}
 	res, err := admitScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
@@ -83,11 +115,7 @@ func (q *Redis) admitBatch(ctx context.Context, batch []admitReq) ([]admitOutcom
 	if len(res) != 3*len(batch) {
 		return nil, fmt.Errorf("admit.lua returned %d values for %d requests", len(res), len(batch))
 	}
-	out := make([]admitOutcome, len(batch))
-	for i := range batch {
-		out[i].res, out[i].err = admitResult(res[3*i], res[3*i+1], res[3*i+2])
-	}
-	return out, nil
+	return res, nil
 }
 
 // AdmitCalls returns how many admit.lua calls the queue has sent.
@@ -101,6 +129,8 @@ func admitResult(code, a, b int64) (Admission, error) {
 	switch code {
 	case 1:
 		return Admission{RequestID: a, Ticket: a, Ahead: b}, nil
+	case 2:
+		return Admission{Prequeued: true, Entries: a, Students: b}, nil
 	case -1:
 		return Admission{}, enroll.ErrWindowClosed
 	case -2, -7:
@@ -113,6 +143,12 @@ func admitResult(code, a, b int64) (Admission, error) {
 		return Admission{}, enroll.ErrUnknownCourse
 	case -6:
 		return Admission{}, enroll.ErrSoldOut
+	case -8:
+		return Admission{}, enroll.ErrAlreadyPrequeued
+	case -9:
+		return Admission{}, enroll.ErrPrequeueFull
+	case -11:
+		return Admission{}, enroll.ErrOpening
 	}
 	return Admission{}, fmt.Errorf("admit: unexpected script result {%d, %d, %d}", code, a, b)
 }

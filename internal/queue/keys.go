@@ -61,6 +61,24 @@ func (k Keys) RateLimit(student int64) string {
 	return k.tag + "rl:" + strconv.FormatInt(student, 10)
 }
 
+// PreOpen is "1" while the pre-queue takes requests (window still closed).
+func (k Keys) PreOpen() string { return k.tag + "preopen" }
+
+// PreStudents holds the pre-queued students, scored by their first entry.
+func (k Keys) PreStudents() string { return k.tag + "prestu" }
+
+// Pre is a student's pre-queue entries: course -> "q:<seq>" before the draw,
+// "t:<ticket>" or "x:<code>:<a>" after it.
+func (k Keys) Pre(student int64) string {
+	return k.tag + "pre:" + strconv.FormatInt(student, 10)
+}
+
+// Draw is the pre-queue's draw: entries, seed, total, cursor, state, times.
+func (k Keys) Draw() string { return k.tag + "draw" }
+
+// DrawList is the drawn order, "student:course" per entry.
+func (k Keys) DrawList() string { return k.tag + "drawlist" }
+
 // Lock is the redsync mutex name electing the drainer.
 func (k Keys) Lock() string { return k.tag + "drainer" }
 

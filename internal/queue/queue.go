@@ -35,6 +35,7 @@ var (
 	cancelScript    = script("cancel")
 	watermarkScript = script("watermark")
 	reconcileScript = script("reconcile")
+	drawListScript  = script("drawlist")
 )
 
 // Redis is one term's queue in Redis.

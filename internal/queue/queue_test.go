@@ -77,10 +77,10 @@ func TestAdmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Admission{1, 1, 0}, a1); diff != "" {
+	if diff := cmp.Diff(Admission{RequestID: 1, Ticket: 1}, a1); diff != "" {
 		t.Errorf("first admission (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(Admission{2, 2, 1}, a2); diff != "" {
+	if diff := cmp.Diff(Admission{RequestID: 2, Ticket: 2, Ahead: 1}, a2); diff != "" {
 		t.Errorf("second admission (-want +got):\n%s", diff)
 	}
 	// Third student: hint exhausted → sold out, nothing recorded.

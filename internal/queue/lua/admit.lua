@@ -1,4 +1,6 @@
--- admit.lua: admit a batch of enrollment requests into the FIFO queue, atomically.
+-- admit.lua: admit a batch of enrollment requests, atomically: into the FIFO
+-- queue while the window is open, into the pre-queue before it opens (when
+-- the registrar has opened one), and, at the opening, the pre-queue's draw.
 --
 -- One call admits N >= 1 requests in the order given: an API instance groups
 -- the admissions that arrive while its previous call is in flight, so Redis
@@ -6,44 +8,85 @@
 -- request. Tickets still come from the counter below, in the order the
 -- requests reach Redis; no host clock is involved.
 --
+-- The pre-queue: while the window is closed and KEYS[10] is "1", a request
+-- is recorded in the student's pre hash (course -> "q:<entry seq>") and the
+-- student in prestu; it gets no ticket yet. At the opening the drawer
+-- (queue.Draw) shuffles the pre-queued students and calls this script with
+-- ARGV[4] = the draw's cursor and the entries in drawn order; the script
+-- admits them as below (without the window check and rate limits), writes
+-- each entry's outcome into its pre hash ("t:<ticket>" or "x:<code>:<a>"),
+-- and moves the cursor by N, but only if the cursor still equals ARGV[4]:
+-- a batch of the draw is applied exactly once, whoever runs it.
+--
 -- Shared keys:
--- KEYS[1] open     string  "1" while the registration window is open
--- KEYS[2] seq      string  ticket counter (arrival order at Redis)
--- KEYS[3] waiting  zset    request id -> ticket
--- KEYS[4] pending  zset    request id -> ticket (waiting + in flight)
--- KEYS[5] req      hash    request id -> "student:course:admitted_ms:flag"
--- KEYS[6] dup      hash    "student:course" -> request id (one pending request per pair)
--- KEYS[7] seats    hash    course -> free seats hint (capacity - enrolled - pending)
--- KEYS[8] pcount   hash    course -> pending requests
--- KEYS[9] stats    hash    counters
--- Per request i (i = 1..N), at KEYS[9 + 4(i-1) + 1..4]:
+-- KEYS[1]  open     string  "1" while the registration window is open
+-- KEYS[2]  seq      string  ticket counter (arrival order at Redis)
+-- KEYS[3]  waiting  zset    request id -> ticket
+-- KEYS[4]  pending  zset    request id -> ticket (waiting + in flight)
+-- KEYS[5]  req      hash    request id -> "student:course:admitted_ms:flag"
+-- KEYS[6]  dup      hash    "student:course" -> request id (one pending request per pair)
+-- KEYS[7]  seats    hash    course -> free seats hint (capacity - enrolled - pending)
+-- KEYS[8]  pcount   hash    course -> pending requests
+-- KEYS[9]  stats    hash    counters
+-- KEYS[10] preopen  string  "1" while the pre-queue takes requests
+-- KEYS[11] prestu   zset    pre-queued student -> seq of their first entry
+-- KEYS[12] draw     hash    entries (pre-queue entry counter), cursor, total, ...
+-- Per request i (i = 1..N), at KEYS[12 + 5(i-1) + 1..5]:
 --   enr   set     courses the student is enrolled in (hint)
 --   rl    string  per-student attempt counter for the rate window
 --   mine  set     the student's admitted request ids (for "my requests"; expires)
 --   ip    string  per-client-address request counter (the API's per-IP budget)
+--   pre   hash    the student's pre-queue entries: course -> state
 --
 -- ARGV[1] per-student rate limit (attempts per window, 0 = off)
 -- ARGV[2] per-student rate window in ms
--- ARGV[3] expiry of the student's request set in ms
--- Per request i, at ARGV[3 + 4(i-1) + 1..4]:
+-- ARGV[3] expiry of the student's request set (and drawn pre hash) in ms
+-- ARGV[4] the draw's cursor this batch starts at (-1: not a draw)
+-- ARGV[5] most pre-queue entries per student
+-- Per request i, at ARGV[5 + 4(i-1) + 1..4]:
 --   student id, course id, per-IP limit (0 = off or exempt), per-IP window in ms
 --
 -- Returns 3 integers per request, {code, a, b}:
 --   { 1, ticket, ahead}   admitted; ahead = undecided requests with a lower ticket
---   {-1, 0, 0}            window closed
+--   { 2, entries, students} pre-queued: the student's entries, students in the pre-queue
+--   {-1, 0, 0}            window closed (and no pre-queue)
 --   {-2, retry_ms, 0}     rate limited (the student's budget)
 --   {-3, request id, 0}   already queued for this course
 --   {-4, 0, 0}            already enrolled (hint)
 --   {-5, 0, 0}            course unknown to the seat cache
 --   {-6, 0, 0}            sold out (hint)
 --   {-7, retry_ms, 0}     rate limited (the client address's budget)
-local n = (#ARGV - 3) / 4
+--   {-8, 0, 0}            already in the pre-queue for this course
+--   {-9, limit, 0}        the student's pre-queue entries are at the limit
+--   {-10, cursor, 0}      (draw) the cursor is not ARGV[4]: nothing was done
+--   {-11, 0, 0}           window closed, the pre-queue's draw is running
+local NK, NA = 12, 5
+local n = (#ARGV - NA) / 4
 local out = {}
-if redis.call('GET', KEYS[1]) ~= '1' then
+local function all(code, a)
   for i = 1, n do
-    out[#out + 1] = -1; out[#out + 1] = 0; out[#out + 1] = 0
+    out[#out + 1] = code; out[#out + 1] = a; out[#out + 1] = 0
   end
   return out
+end
+
+local cursor = tonumber(ARGV[4])
+local drawing = cursor >= 0
+local prequeue = false
+if drawing then
+  local at = tonumber(redis.call('HGET', KEYS[12], 'cursor') or '-1')
+  if at ~= cursor then
+    return all(-10, at)
+  end
+elseif redis.call('GET', KEYS[1]) ~= '1' then
+  if redis.call('GET', KEYS[10]) ~= '1' then
+    local state = redis.call('HGET', KEYS[12], 'state')
+    if state == 'listing' or state == 'drawing' then
+      return all(-11, 0)
+    end
+    return all(-1, 0)
+  end
+  prequeue = true
 end
 
 -- counts one hit on a fixed-window counter; returns the ms until the window
@@ -64,26 +107,53 @@ local function over(key, limit, window)
   return ttl
 end
 
-local slimit, swindow, mine_ttl = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local slimit, swindow, mine_ttl, pre_max = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local admitted, sold_out = 0, 0
 
-local function admit(k, a)
-  local student, course = ARGV[a + 1], ARGV[a + 2]
+-- the client address's and the student's budgets
+local function limited(k, a)
   local iplimit = tonumber(ARGV[a + 3])
   if iplimit > 0 then
     local retry = over(KEYS[k + 4], iplimit, ARGV[a + 4])
     if retry then
-      return -7, retry, 0
+      return -7, retry
     end
   end
   if slimit > 0 then
     local retry = over(KEYS[k + 2], slimit, swindow)
     if retry then
-      return -2, retry, 0
+      return -2, retry
     end
   end
+  return nil
+end
+
+local function enter(k, a)
+  local course = ARGV[a + 2]
+  local st = redis.call('HGET', KEYS[k + 5], course)
+  if st and string.sub(st, 1, 2) == 'q:' then
+    return -8, 0, 0
+  end
+  if redis.call('SISMEMBER', KEYS[k + 1], course) == 1 then
+    return -4, 0, 0
+  end
+  if not redis.call('HGET', KEYS[7], course) then
+    return -5, 0, 0
+  end
+  local entries = redis.call('HLEN', KEYS[k + 5])
+  if entries >= pre_max then
+    return -9, pre_max, 0
+  end
+  local seq = redis.call('HINCRBY', KEYS[12], 'entries', 1)
+  redis.call('HSET', KEYS[k + 5], course, 'q:' .. seq)
+  redis.call('ZADD', KEYS[11], 'NX', seq, ARGV[a + 1])
+  return 2, entries + 1, redis.call('ZCARD', KEYS[11])
+end
+
+local function admit(k, a)
+  local student, course = ARGV[a + 1], ARGV[a + 2]
   local pair = student .. ':' .. course
   local existing = redis.call('HGET', KEYS[6], pair)
   if existing then
@@ -115,18 +185,39 @@ end
 
 local base_ahead, first_ticket = nil, nil
 for i = 1, n do
-  local code, a, b = admit(9 + 4 * (i - 1), 3 + 4 * (i - 1))
+  local k, a = NK + 5 * (i - 1), NA + 4 * (i - 1)
+  local code, x, b = limited(k, a)
+  if not code then
+    if prequeue then
+      code, x, b = enter(k, a)
+    else
+      code, x, b = admit(k, a)
+    end
+  else
+    b = 0
+  end
+  if drawing then
+    local state = 'x:' .. code .. ':' .. x
+    if code == 1 then
+      state = 't:' .. x
+    end
+    redis.call('HSET', KEYS[k + 5], ARGV[a + 2], state)
+    redis.call('PEXPIRE', KEYS[k + 5], mine_ttl)
+  end
   if code == 1 then
     if not base_ahead then
       -- undecided requests below the batch's first ticket, counted once
-      first_ticket = a
-      base_ahead = redis.call('ZCOUNT', KEYS[4], '-inf', '(' .. a)
+      first_ticket = x
+      base_ahead = redis.call('ZCOUNT', KEYS[4], '-inf', '(' .. x)
     end
     -- tickets of one call are consecutive, so those admitted before this one
-    -- in the batch are exactly a - first_ticket
-    b = base_ahead + (a - first_ticket)
+    -- in the batch are exactly x - first_ticket
+    b = base_ahead + (x - first_ticket)
   end
-  out[#out + 1] = code; out[#out + 1] = a; out[#out + 1] = b
+  out[#out + 1] = code; out[#out + 1] = x; out[#out + 1] = b
+end
+if drawing then
+  redis.call('HINCRBY', KEYS[12], 'cursor', n)
 end
 if admitted > 0 then
   redis.call('HINCRBY', KEYS[9], 'admitted', admitted)
