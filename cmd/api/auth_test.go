@@ -67,6 +67,8 @@ func routeTable() []routeCase {
 		{"PUT", "/api/v1/admin/windows", "/api/v1/admin/windows", admin, map[string]any{"windows": []any{}}},
 		{"PATCH", "/api/v1/admin/courses/:id", "/api/v1/admin/courses/1", admin, map[string]any{"capacity": 5}},
 		{"GET", "/api/v1/admin/stats", "/api/v1/admin/stats", admin, nil},
+		{"GET", "/api/v1/admin/prequeue", "/api/v1/admin/prequeue", admin, nil},
+		{"POST", "/api/v1/admin/prequeue", "/api/v1/admin/prequeue", admin, map[string]any{"open": false}},
 		{"GET", "/api/v1/admin/students/:student_no/requests", "/api/v1/admin/students/202600000/requests", admin, nil},
 		{"GET", "/api/v1/admin/enrollments.csv", "/api/v1/admin/enrollments.csv", admin, nil},
 		{"POST", "/api/v1/admin/password", "/api/v1/admin/password", admin, map[string]any{"old": "a", "new": "b"}},

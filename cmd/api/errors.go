@@ -60,6 +60,11 @@ var (
 	errUnknownStudent   = apiError{http.StatusNotFound, "unknown_student", "존재하지 않는 학번입니다.", "No student has this student number."}
 	errUnknownJob       = apiError{http.StatusNotFound, "unknown_job", "존재하지 않거나 만료된 작업입니다.", "No such import job (jobs are kept for a day)."}
 	errBadFile          = apiError{http.StatusBadRequest, "bad_file", "업로드할 CSV 파일(file)이 없거나 너무 큽니다(최대 16MB).", "Send the CSV as the multipart field \"file\" (at most 16 MB)."}
+	errAlreadyPrequeued = apiError{http.StatusConflict, "already_prequeued", "이미 사전 대기열에 담긴 강좌입니다.", "This section is already in your pre-queue entries."}
+	errPrequeueFull     = apiError{http.StatusConflict, "prequeue_full", "사전 대기열에는 15개 강좌까지 담을 수 있습니다.", "At most 15 sections per student in the pre-queue."}
+	errOpening          = apiError{http.StatusServiceUnavailable, "opening", "수강신청을 여는 중입니다(사전 대기열 추첨). 잠시 후 다시 시도하세요.", "Registration is opening (the pre-queue is being drawn); retry in a moment."}
+	errPrequeueWindows  = apiError{http.StatusConflict, "prequeue_with_windows", "학년별 신청 기간이 설정되어 있어 사전 대기열을 열 수 없습니다.", "The pre-queue draws at one opening; remove the class-year windows first."}
+	errWindowIsOpen     = apiError{http.StatusConflict, "window_open", "이미 수강신청 기간이 열려 있습니다.", "Registration is already open."}
 	errImportInvalid    = apiError{http.StatusUnprocessableEntity, "import_invalid", "파일에 오류가 있어 아무것도 가져오지 않았습니다. 오류 목록을 확인하세요.", "The file has errors; nothing was imported. See the list of rows."}
 )
 
@@ -70,6 +75,9 @@ func abort(c *gin.Context, e apiError) {
 
 // fail maps a domain error onto the API's errors (unknown → 500).
 func fail(c *gin.Context, err error) {
+	if errors.Is(err, enroll.ErrOpening) {
+		c.Header("Retry-After", "1")
+	}
 	var rl *enroll.RateLimitError
 	if errors.As(err, &rl) {
 		c.Header("Retry-After", strconv.Itoa(int(rl.RetryAfter.Seconds())+1))
@@ -125,6 +133,11 @@ var errorTable = []struct {
 	{enroll.ErrAlreadyListed, errAlreadyListed},
 	{enroll.ErrNotListed, errNotListed},
 	{enroll.ErrCapacityTooSmall, errCapacityTooSmall},
+	{enroll.ErrAlreadyPrequeued, errAlreadyPrequeued},
+	{enroll.ErrPrequeueFull, errPrequeueFull},
+	{enroll.ErrOpening, errOpening},
+	{app.ErrPrequeueWindows, errPrequeueWindows},
+	{app.ErrWindowIsOpen, errWindowIsOpen},
 }
 
 // allErrors lists every stable error, for docs and the OpenAPI test.
@@ -133,7 +146,8 @@ var allErrors = []apiError{errBadJSON, errBadID, errUnauthorized, errTokenExpire
 	errAlreadyEnroll, errCourseClosed, errTooLate, errNotEnrolled, errRateLimited, errUnavailable, errInternal,
 	errMethodNotAllowed, errBadQuery, errWeakPassword, errInCart, errNotInCart, errCartFull, errCartOrder,
 	errSeatsAvailable, errAlreadyListed, errNotListed, errCapacityTooSmall, errAdminExists, errBadWindow,
-	errUnknownStudent, errUnknownJob, errBadFile, errImportInvalid}
+	errUnknownStudent, errUnknownJob, errBadFile, errImportInvalid, errAlreadyPrequeued, errPrequeueFull, errOpening,
+	errPrequeueWindows, errWindowIsOpen}
 
 // errorBody is the JSON of e.
 func errorBody(e apiError) gin.H {

@@ -138,7 +138,7 @@ func newServer(ctx context.Context, cfg config.Config, d *deps, reg *prometheus.
 	signer := auth.NewSigner(cfg.TokenSecret)
 	svc := &app.Service{DB: d.db, Replica: d.replica, Queue: q, Store: st, Signer: signer,
 		TokenTTL: cfg.TokenTTL, WSTokenTTL: 15 * time.Minute, CancelLease: 10 * time.Second,
-		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, BcryptCost: cfg.BcryptCost, Term: cfg.Term}
+		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, BcryptCost: cfg.BcryptCost, Term: cfg.Term, Log: log}
 	if err := svc.BootstrapAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
 		return nil, err
 	}

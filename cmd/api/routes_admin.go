@@ -28,6 +28,8 @@ func (s *server) adminRoutes(g *gin.RouterGroup) {
 	g.PUT("/windows", s.putWindows)
 	g.PATCH("/courses/:id", s.patchCourse)
 	g.GET("/stats", s.stats)
+	g.GET("/prequeue", s.getPrequeue)
+	g.POST("/prequeue", s.setPrequeue)
 	g.GET("/students/:student_no/requests", s.audit)
 	g.GET("/enrollments.csv", s.exportEnrollments)
 	g.POST("/password", s.adminPassword)
@@ -216,4 +218,29 @@ func (s *server) createAdmin(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"username": in.Username})
+}
+
+// setPrequeue opens or closes the pre-queue: {"open": true|false}.
+func (s *server) setPrequeue(c *gin.Context) {
+	var in struct {
+		Open *bool `json:"open" binding:"required"`
+	}
+	if !bindJSON(c, &in) {
+		return
+	}
+	st, err := s.svc.SetPrequeue(c.Request.Context(), *in.Open)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *server) getPrequeue(c *gin.Context) {
+	st, err := s.svc.Prequeue(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
 }

@@ -94,7 +94,12 @@ func (s *server) myRequests(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"requests": rs})
+	pre, err := s.svc.PrequeueItems(c.Request.Context(), claimsOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"requests": rs, "prequeue": pre})
 }
 
 func (s *server) myWaitlist(c *gin.Context) {
@@ -185,6 +190,11 @@ func (s *server) registerCart(c *gin.Context) {
 		if r.Err != nil {
 			s.metrics.admissions.WithLabelValues(admissionLabel(r.Err)).Inc()
 			out = append(out, gin.H{"course_id": r.CourseID, "status": "error", "error": errorOf(r.Err)})
+			continue
+		}
+		if r.Admitted.Prequeued {
+			s.metrics.admissions.WithLabelValues("prequeued").Inc()
+			out = append(out, gin.H{"course_id": r.CourseID, "status": "prequeued"})
 			continue
 		}
 		s.metrics.admissions.WithLabelValues("admitted").Inc()

@@ -253,8 +253,14 @@ func (s *server) enroll(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if a.Prequeued {
+		s.metrics.admissions.WithLabelValues("prequeued").Inc()
+		c.JSON(http.StatusAccepted, gin.H{"status": "prequeued", "course_id": *in.CourseID, "entries": a.Entries,
+			"students": a.Students, "ws_token": a.WSToken})
+		return
+	}
 	s.metrics.admissions.WithLabelValues("admitted").Inc()
-	c.JSON(http.StatusAccepted, gin.H{"request_id": a.RequestID, "ticket": a.Ticket, "position": a.Position,
+	c.JSON(http.StatusAccepted, gin.H{"status": "queued", "request_id": a.RequestID, "ticket": a.Ticket, "position": a.Position,
 		"ws_token": a.WSToken, "ws_url": s.wsURL + "?token=" + a.WSToken + "&requests=" + strconv.FormatInt(a.RequestID, 10)})
 }
 

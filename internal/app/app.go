@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -39,8 +40,9 @@ type Service struct {
 	CancelLease   time.Duration
 	AdminUser     string
 	AdminPassword string
-	BcryptCost    int    // password hashing cost (config.BcryptCost)
-	Term          string // the term being registered (Redis key space of app hints)
+	BcryptCost    int          // password hashing cost (config.BcryptCost)
+	Term          string       // the term being registered (Redis key space of app hints)
+	Log           *slog.Logger // nil: slog.Default()
 
 	winMu    sync.Mutex
 	winAt    time.Time
@@ -81,6 +83,12 @@ type Admitted struct {
 	Ticket    int64  `json:"ticket"`
 	Position  int64  `json:"position"`
 	WSToken   string `json:"ws_token"`
+
+	// Before the window opens, with the pre-queue open: the request is a
+	// pre-queue entry (no ticket yet; the draw at the opening gives it one).
+	Prequeued bool  `json:"-"`
+	Entries   int64 `json:"-"` // the student's entries
+	Students  int64 `json:"-"` // students in the pre-queue
 }
 
 func (s *Service) windows(ctx context.Context) ([]enroll.Window, error) {
@@ -130,6 +138,9 @@ func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budge
 	}
 	if err != nil {
 		return Admitted{}, err
+	}
+	if a.Prequeued {
+		return Admitted{Prequeued: true, Entries: a.Entries, Students: a.Students, WSToken: s.WSToken(c)}, nil
 	}
 	return Admitted{RequestID: a.RequestID, Ticket: a.Ticket, Position: a.Ahead + 1, WSToken: s.WSToken(c)}, nil
 }
@@ -208,11 +219,17 @@ func (s *Service) Cancel(ctx context.Context, c auth.Claims, id int64) (RequestV
 	return RequestView{RequestID: id, CourseID: d.CourseID, Ticket: d.Ticket, Status: d.Status, Reason: d.Reason}, nil
 }
 
-// SetWindow opens or closes registration for the term.
+// SetWindow opens or closes registration for the term. Opening draws the
+// pre-queue first, if there is one: its entries get their tickets before
+// anyone else can get one (arrivals meanwhile are told the window is
+// opening). An interrupted opening is resumed by opening again.
 func (s *Service) SetWindow(ctx context.Context, open bool) error {
 	if open {
 		// Make sure hints exist before the first request arrives.
 		if err := s.Reconcile(ctx); err != nil {
+			return err
+		}
+		if err := s.draw(ctx); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/enrollq/enrollq/internal/queue"
 	"sync"
 	"time"
 )
@@ -27,6 +28,8 @@ type LiveStats struct {
 	// the instances that reported in the last 15 s (three report periods).
 	WSSessions  int64 `json:"ws_sessions"`
 	WSInstances int   `json:"ws_instances"`
+	// The pre-queue and its draw's progress (cursor of total).
+	Prequeue queue.DrawStatus `json:"prequeue"`
 	// From MariaDB (the replica), refreshed at most once a second.
 	Fill       []CourseFill  `json:"fill"`       // fullest sections first
 	Rejections []ReasonCount `json:"rejections"` // rejected decisions by reason
@@ -90,6 +93,9 @@ func (s *Service) Stats(ctx context.Context, topN int) (LiveStats, error) {
 	st.Open, st.Waiting, st.Inflight, st.Pending = open, qs.Waiting, qs.Inflight, qs.Pending
 	st.Admitted, st.Decided, st.SoldOut = qs.Counters["admitted"], qs.Counters["decided"], qs.Counters["sold_out"]
 	if st.WSSessions, st.WSInstances, err = s.Queue.LiveSessions(ctx, now, 15*time.Second); err != nil {
+		return st, err
+	}
+	if st.Prequeue, err = s.Queue.DrawStatus(ctx); err != nil {
 		return st, err
 	}
 	st.DecidedByStatus = map[string]int64{}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPrequeueFlow: the registrar opens the pre-queue while the window is
+// closed; students' requests become entries (202 prequeued, no ticket) and
+// show in "my requests"; bad input changes nothing; opening the window
+// draws them, every entry getting a ticket (or, past capacity, a sold-out
+// refusal the student can read) before any later arrival; the drawn
+// requests are then decided like any other and never oversell.
+func TestPrequeueFlow(t *testing.T) {
+	const n = 12
+	e := newTestEnv(t, n)
+	admin := e.adminToken()
+	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
+	// Closed window, no pre-queue: refused as before.
+	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}); r.errCode() != "window_closed" {
+		t.Fatalf("closed window: %d %s", r.Code, r.Body)
+	}
+	// Class-year windows and the pre-queue do not mix: refused, nothing changes.
+	win := []map[string]any{{"year": 1, "opens_at": time.Now().Add(time.Hour), "closes_at": time.Now().Add(2 * time.Hour)}}
+	e.mustStatus(e.do("PUT", "/api/v1/admin/windows", admin, map[string]any{"windows": win}), 200)
+	if r := e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}); r.errCode() != "prequeue_with_windows" {
+		t.Fatalf("pre-queue with class-year windows: %d %s", r.Code, r.Body)
+	}
+	e.mustStatus(e.do("PUT", "/api/v1/admin/windows", admin, map[string]any{"windows": []any{}}), 200)
+	if r := e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{}); r.errCode() != "bad_request" {
+		t.Fatalf("missing open: %d %s", r.Code, r.Body)
+	}
+	if m := e.do("GET", "/api/v1/admin/prequeue", admin, nil).json(t); m["open"] != false || m["students"].(float64) != 0 {
+		t.Fatalf("pre-queue after refused calls: %v", m)
+	}
+	r := e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true})
+	e.mustStatus(r, 200)
+	if m := r.json(t); m["open"] != true {
+		t.Fatalf("open pre-queue: %s", r.Body)
+	}
+
+	// Every student asks for PHY1001 (capacity 1) and KOR1001 (30).
+	for i := range n {
+		for j, c := range []int64{e.courses[2], e.courses[4]} {
+			r := e.do("POST", "/api/v1/enrollments", e.token(i), map[string]any{"course_id": c})
+			e.mustStatus(r, 202)
+			m := r.json(t)
+			if m["status"] != "prequeued" || m["request_id"] != nil || m["entries"].(float64) != float64(j+1) || m["students"].(float64) != float64(i+1) {
+				t.Fatalf("student %d course %d: %s", i, c, r.Body)
+			}
+		}
+	}
+	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}); r.errCode() != "already_prequeued" {
+		t.Fatalf("same course twice: %d %s", r.Code, r.Body)
+	}
+	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": 999999}); r.errCode() != "unknown_course" {
+		t.Fatalf("unknown course: %d %s", r.Code, r.Body)
+	}
+	mine := e.do("GET", "/api/v1/me/requests", e.token(0), nil).json(t)
+	pre := mine["prequeue"].([]any)
+	if len(pre) != 2 || pre[0].(map[string]any)["status"] != "prequeued" || pre[0].(map[string]any)["code"] == "" {
+		t.Fatalf("my pre-queue before the draw: %v", mine)
+	}
+	if m := e.do("GET", "/api/v1/admin/stats", admin, nil).json(t)["prequeue"].(map[string]any); m["students"].(float64) != n || m["entries"].(float64) != 2*n {
+		t.Fatalf("stats pre-queue: %v", m)
+	}
+
+	// Opening draws: 2n entries in, then the window opens.
+	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": true}), 200)
+	st := e.do("GET", "/api/v1/admin/prequeue", admin, nil).json(t)
+	if st["state"] != "done" || st["total"].(float64) != 2*n || st["cursor"].(float64) != 2*n || st["open"] != false {
+		t.Fatalf("after the opening: %v", st)
+	}
+	// A later arrival is behind every drawn entry.
+	late := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[3]})
+	e.mustStatus(late, 202)
+	if m := late.json(t); m["status"] != "queued" || m["position"].(float64) <= 2*n-float64(n-1) {
+		t.Fatalf("late arrival: %s", late.Body)
+	}
+	drawn, soldOut := 0, 0
+	for i := range n {
+		for _, it := range e.do("GET", "/api/v1/me/requests", e.token(i), nil).json(t)["prequeue"].([]any) {
+			m := it.(map[string]any)
+			switch {
+			case m["status"] == "drawn" && m["request_id"].(float64) > 0:
+				drawn++
+			case m["status"] == "refused" && m["error"] == "sold_out" && m["course_id"].(float64) == float64(e.courses[2]):
+				soldOut++
+			default:
+				t.Fatalf("student %d entry %v", i, m)
+			}
+		}
+	}
+	// PHY1001 has one seat: one drawn, the rest refused at the draw.
+	if drawn != n+1 || soldOut != n-1 {
+		t.Fatalf("%d drawn, %d sold out; want %d and %d", drawn, soldOut, n+1, n-1)
+	}
+	e.drain()
+	var over int
+	if err := e.db.Get(&over, "SELECT COUNT(*) FROM courses WHERE enrolled > capacity"); err != nil || over != 0 {
+		t.Fatalf("oversold sections: %d %v", over, err)
+	}
+	var enrolled int
+	if err := e.db.Get(&enrolled, "SELECT COUNT(*) FROM enrollments"); err != nil || enrolled != n+1+1 {
+		t.Fatalf("enrollments %d, want %d (the drawn ones and the late arrival) %v", enrolled, n+2, err)
+	}
+	// Opening the pre-queue while the window is open: refused.
+	if r := e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}); r.errCode() != "window_open" {
+		t.Fatalf("pre-queue on an open window: %d %s", r.Code, r.Body)
+	}
+}

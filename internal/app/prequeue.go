@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/enrollq/enrollq/internal/auth"
+	"github.com/enrollq/enrollq/internal/queue"
+)
+
+// Pre-queue errors.
+var (
+	ErrPrequeueWindows = errors.New("the pre-queue draws at one opening: class-year windows are configured")
+	ErrWindowIsOpen    = errors.New("the window is already open")
+)
+
+// SetPrequeue opens or closes the pre-queue (the window must be closed; see
+// queue.Draw). Opening it is refused while class-year windows are set, since
+// the draw happens at the one opening the registrar triggers.
+func (s *Service) SetPrequeue(ctx context.Context, open bool) (queue.DrawStatus, error) {
+	if open {
+		ws, err := s.Store.Windows(ctx)
+		if err != nil {
+			return queue.DrawStatus{}, err
+		}
+		if len(ws) > 0 {
+			return queue.DrawStatus{}, ErrPrequeueWindows
+		}
+		isOpen, err := s.Queue.IsOpen(ctx)
+		if err != nil {
+			return queue.DrawStatus{}, err
+		}
+		if isOpen {
+			return queue.DrawStatus{}, ErrWindowIsOpen
+		}
+		// Hints must exist before entries arrive (an entry needs a known course).
+		if err := s.Reconcile(ctx); err != nil {
+			return queue.DrawStatus{}, err
+		}
+	}
+	if err := s.Queue.SetPrequeue(ctx, open); err != nil {
+		return queue.DrawStatus{}, err
+	}
+	return s.Queue.DrawStatus(ctx)
+}
+
+// Prequeue returns the pre-queue's state and its draw's progress.
+func (s *Service) Prequeue(ctx context.Context) (queue.DrawStatus, error) {
+	return s.Queue.DrawStatus(ctx)
+}
+
+// draw runs the pre-queue's draw, if there is one to run, with a fresh
+// random seed (a resumed draw keeps its first seed). It logs the seed, so
+// the drawn order can be replayed (queue.Shuffle) when a student asks.
+func (s *Service) draw(ctx context.Context) error {
+	st, err := s.Queue.DrawStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Open && st.Students == 0 && !st.Running() {
+		return nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("draw seed: %w", err)
+	}
+	log := s.log()
+	last := int64(-1)
+	st, err = s.Queue.Draw(ctx, binary.LittleEndian.Uint64(b[:]), func(done, total int64) {
+		if done == total || done-last >= 20*queue.DrawBatch {
+			log.Info("pre-queue draw", "done", done, "total", total)
+			last = done
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("pre-queue draw: %w", err)
+	}
+	log.Info("pre-queue drawn", "students", st.Students, "entries", st.Total, "seed", st.Seed,
+		"took", st.DoneAt.Sub(st.StartedAt).String())
+	return nil
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// PrequeueItem is one of a student's pre-queue entries as the student sees it.
+type PrequeueItem struct {
+	CourseID  int64  `json:"course_id"`
+	Code      string `json:"code"`
+	Section   string `json:"section"`
+	Title     string `json:"title"`
+	Status    string `json:"status"`               // prequeued (waiting for the draw), drawn, refused
+	RequestID int64  `json:"request_id,omitempty"` // drawn: the request in the line
+	Error     string `json:"error,omitempty"`      // refused: sold_out, already_enrolled, already_queued, unknown_course
+}
+
+// PrequeueItems returns the student's pre-queue entries.
+func (s *Service) PrequeueItems(ctx context.Context, c auth.Claims) ([]PrequeueItem, error) {
+	es, err := s.Queue.Prequeued(ctx, c.Subject)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PrequeueItem, len(es))
+	ids := map[int64]bool{}
+	for i, e := range es {
+		it := PrequeueItem{CourseID: e.CourseID}
+		switch {
+		case e.Waiting:
+			it.Status = "prequeued"
+		case e.Ticket > 0:
+			it.Status, it.RequestID = "drawn", e.Ticket
+		default:
+			it.Status, it.Error = "refused", refusal(e.Code)
+		}
+		out[i] = it
+		ids[e.CourseID] = true
+	}
+	names, err := s.courseNames(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		n := names[out[i].CourseID]
+		out[i].Code, out[i].Section, out[i].Title = n.Code, n.Section, n.Title
+	}
+	return out, nil
+}
+
+// refusal names admit.lua's refusal codes as the API's error codes.
+func refusal(code int64) string {
+	switch code {
+	case -3:
+		return "already_queued"
+	case -4:
+		return "already_enrolled"
+	case -5:
+		return "unknown_course"
+	case -6:
+		return "sold_out"
+	}
+	return "refused"
+}
