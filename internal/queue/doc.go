@@ -21,6 +21,18 @@
 //	requeue.lua  recovery: inflight → waiting at the original ticket.
 //	cancel.lua   waiting → inflight flagged "C"; decided as cancelled.
 //
+// # The pre-queue (prequeue.go)
+//
+//	admit.lua    window closed, pre-queue open: an entry in the student's
+//	             pre hash ("q:<seq>"), no ticket.
+//	drawlist.lua at the opening, one drawer at a time writes the drawn order
+//	             (students shuffled with a recorded seed, each student's
+//	             entries in the order sent).
+//	admit.lua    with the draw's cursor: admits a batch of that order as
+//	             above, records each entry's outcome, moves the cursor; a
+//	             batch at a stale cursor does nothing, so each entry is
+//	             drawn once whoever runs the draw and however often.
+//
 // # Guarantees
 //
 // Nothing is removed from the books before its decision is committed, so a
