@@ -93,6 +93,8 @@ func run(log *slog.Logger, args []string) error {
 				log.Error("scheduler", "err", err)
 			}
 		}()
+		// An opening whose drawer died is finished by a scheduler instance.
+		go svc.ResumeOpenings(ctx, 5*time.Second)
 	}
 	go watchQueue(ctx, q, m, sched)
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -108,4 +110,42 @@ func TestPrequeueFlow(t *testing.T) {
 	if r := e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}); r.errCode() != "window_open" {
 		t.Fatalf("pre-queue on an open window: %d %s", r.Code, r.Body)
 	}
+}
+
+// TestResumeOpening: a draw cut off half-way leaves the window shut (students
+// are told "opening"); ResumeOpening, which scheduler instances run every
+// 5 s, finishes the draw and opens the window.
+func TestResumeOpening(t *testing.T) {
+	const n = 300 // 600 entries: two batches of the draw
+	e := newTestEnv(t, n)
+	admin := e.adminToken()
+	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
+	e.mustStatus(e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}), 200)
+	for i := range n {
+		for _, c := range []int64{e.courses[4], e.courses[3]} {
+			e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(i), map[string]any{"course_id": c}), 202)
+		}
+	}
+	svc := e.srv.svc
+	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
+		t.Fatalf("no draw running: resumed %v, %v", resumed, err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	if _, err := svc.Queue.Draw(ctx, 3, func(done, total int64) { stop() }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut-off draw: %v", err)
+	}
+	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}); r.errCode() != "opening" || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("during the unfinished draw: %d %s %v", r.Code, r.Body, r.Header)
+	}
+	if resumed, err := svc.ResumeOpening(context.Background()); !resumed || err != nil {
+		t.Fatalf("resume: %v, %v", resumed, err)
+	}
+	st := e.do("GET", "/api/v1/admin/prequeue", admin, nil).json(t)
+	if st["state"] != "done" || st["cursor"].(float64) != 2*n || st["seed"].(float64) != 3 {
+		t.Fatalf("after resuming: %v", st)
+	}
+	if r := e.do("GET", "/api/v1/admin/window", admin, nil).json(t); r["open"] != true {
+		t.Fatalf("window after resuming: %v", r)
+	}
+	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}), 202)
 }

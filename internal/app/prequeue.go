@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/queue"
@@ -82,6 +83,36 @@ func (s *Service) draw(ctx context.Context) error {
 	log.Info("pre-queue drawn", "students", st.Students, "entries", st.Total, "seed", st.Seed,
 		"took", st.DoneAt.Sub(st.StartedAt).String())
 	return nil
+}
+
+// ResumeOpening finishes an opening whose draw stopped half-way (the api
+// that ran it died, or its registrar's request was cut off): if a draw is
+// running, it joins it (drawers share the work safely, see queue.Draw) and
+// opens the window after it. It reports whether there was one.
+func (s *Service) ResumeOpening(ctx context.Context) (bool, error) {
+	st, err := s.Queue.DrawStatus(ctx)
+	if err != nil || !st.Running() {
+		return false, err
+	}
+	s.log().Warn("pre-queue draw found unfinished; resuming the opening", "cursor", st.Cursor, "total", st.Total)
+	return true, s.SetWindow(ctx, true)
+}
+
+// ResumeOpenings calls ResumeOpening every period until ctx ends, so that
+// students are not told "opening" for long after a drawer died.
+func (s *Service) ResumeOpenings(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.ResumeOpening(ctx); err != nil && ctx.Err() == nil {
+			s.log().Error("resume the opening", "err", err)
+		}
+	}
 }
 
 func (s *Service) log() *slog.Logger {
