@@ -233,7 +233,15 @@ func (s *Service) SetWindow(ctx context.Context, open bool) error {
 			return err
 		}
 	}
-	return s.Queue.SetOpen(ctx, open)
+	if err := s.Queue.SetOpen(ctx, open); err != nil || !open {
+		return err
+	}
+	// Tell the pages waiting for the draw (queue-ws forwards it).
+	st, err := s.Queue.DrawStatus(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Queue.PublishOpened(ctx, st.Students)
 }
 
 // Reconcile resets the seat hints and the ticket floor from MariaDB.

@@ -145,6 +145,9 @@ type Engine struct {
 	disc     map[int64][]*Session // student → sessions waiting for discovery
 	wakeDisc chan struct{}
 
+	drawMu      sync.Mutex
+	drawWaiters map[*Session]struct{} // sessions waiting for the window to open
+
 	sessions atomic.Int64
 	watches  atomic.Int64
 	st       counters
@@ -156,7 +159,7 @@ type counters struct {
 	ticks, tickErrors                         atomic.Int64
 	events, unknownEvents                     atomic.Int64
 	safetyNetResults, pubsubReconnects        atomic.Int64
-	discovered                                atomic.Int64
+	discovered, openedFrames                  atomic.Int64
 }
 
 type shard struct {
@@ -217,6 +220,8 @@ func New(cfg Config) *Engine {
 		wakeNet:  make(chan struct{}, 1),
 		disc:     map[int64][]*Session{},
 		wakeDisc: make(chan struct{}, 1),
+
+		drawWaiters: map[*Session]struct{}{},
 	}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]*entry{}
@@ -493,6 +498,8 @@ type Stats struct {
 	SafetyNetResults int64   // results delivered from MariaDB by the safety net
 	PubSubReconnects int64   // times the events subscription was re-established
 	Discovered       int64   // watches found by the discovery scan
+	OpenedFrames     int64   // opened frames sent to sessions waiting for the draw
+	DrawWaiters      int     // sessions waiting for the draw now
 	DrainRate        float64 // decisions per second (0: unknown)
 	Subscribed       bool    // the events subscription is up
 	LastTick         time.Time
@@ -519,6 +526,8 @@ func (e *Engine) Stats() Stats {
 		SafetyNetResults: e.st.safetyNetResults.Load(),
 		PubSubReconnects: e.st.pubsubReconnects.Load(),
 		Discovered:       e.st.discovered.Load(),
+		OpenedFrames:     e.st.openedFrames.Load(),
+		DrawWaiters:      e.drawWaiterCount(),
 		DrainRate:        e.currentRate(),
 		Subscribed:       e.subscribed.Load(),
 		LastTick:         last,
@@ -548,4 +557,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+func (e *Engine) drawWaiterCount() int {
+	e.drawMu.Lock()
+	defer e.drawMu.Unlock()
+	return len(e.drawWaiters)
 }

@@ -49,7 +49,7 @@ func (e *Engine) RunEvents(ctx context.Context) {
 }
 
 func (e *Engine) subscribeOnce(ctx context.Context) error {
-	ps := e.cfg.Redis.Subscribe(ctx, e.cfg.Keys.Events())
+	ps := e.cfg.Redis.Subscribe(ctx, e.cfg.Keys.Events(), e.cfg.Keys.Notices())
 	// go-redis does not interrupt a blocked read when ctx ends; closing the
 	// subscription does.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
@@ -58,8 +58,10 @@ func (e *Engine) subscribeOnce(ctx context.Context) error {
 			_ = ps.Close()
 		}
 	}()
-	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
-		return fmt.Errorf("subscribe %s: %w", e.cfg.Keys.Events(), err)
+	for range 2 { // the subscription confirmations
+		if _, err := ps.Receive(ctx); err != nil {
+			return fmt.Errorf("subscribe %s: %w", e.cfg.Keys.Events(), err)
+		}
 	}
 	e.subscribed.Store(true)
 	for {
@@ -76,6 +78,10 @@ func (e *Engine) subscribeOnce(ctx context.Context) error {
 		}
 		switch m := msg.(type) {
 		case *redis.Message:
+			if m.Channel == e.cfg.Keys.Notices() {
+				e.HandleNotice([]byte(m.Payload))
+				continue
+			}
 			e.HandleEvents([]byte(m.Payload))
 		case *redis.Subscription, *redis.Pong:
 		}
@@ -98,6 +104,44 @@ func (e *Engine) HandleEvents(payload []byte) {
 		}
 	}
 	e.st.unknownEvents.Add(unknown)
+}
+
+// HandleNotice handles one notices message: an opened notice (see
+// queue.Opened) goes, as it is, to every session waiting for the draw.
+func (e *Engine) HandleNotice(payload []byte) {
+	var n struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(payload, &n); err != nil || n.Type != "opened" {
+		e.log.Error("positions: bad notice", "err", err, "bytes", len(payload))
+		return
+	}
+	e.releaseDrawWaiters(nil, payload)
+}
+
+// releaseDrawWaiters sends frame to the sessions waiting for the draw (all
+// of them, or only s when s is not nil) and stops their waiting. A session
+// gets the frame at most once.
+func (e *Engine) releaseDrawWaiters(only *Session, frame []byte) {
+	e.drawMu.Lock()
+	var ss []*Session
+	if only != nil {
+		if _, ok := e.drawWaiters[only]; ok {
+			delete(e.drawWaiters, only)
+			ss = append(ss, only)
+		}
+	} else {
+		for s := range e.drawWaiters {
+			ss = append(ss, s)
+		}
+		clear(e.drawWaiters)
+	}
+	e.drawMu.Unlock()
+	for _, s := range ss {
+		if s.sink.Send(frame, false) {
+			e.st.openedFrames.Add(1)
+		}
+	}
 }
 
 // runSafetyNet resolves suspects (watched tickets the watermark shows as

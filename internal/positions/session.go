@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
 )
 
 type watchState uint8
@@ -182,7 +183,8 @@ type clientMessage struct {
 }
 
 // HandleMessage handles one client text message:
-// {"type":"watch","request_id":N} or {"type":"unwatch","request_id":N}.
+// {"type":"watch","request_id":N}, {"type":"unwatch","request_id":N} or
+// {"type":"draw"} (see AwaitDraw).
 func (s *Session) HandleMessage(ctx context.Context, msg []byte) {
 	var m clientMessage
 	if err := json.Unmarshal(msg, &m); err != nil {
@@ -194,8 +196,39 @@ func (s *Session) HandleMessage(ctx context.Context, msg []byte) {
 		s.Watch(ctx, m.RequestID)
 	case "unwatch":
 		s.Unwatch(m.RequestID)
+	case "draw":
+		s.AwaitDraw(ctx)
 	default:
 		s.sendError(m.RequestID, ErrCodeBadMessage)
+	}
+}
+
+// AwaitDraw asks for an {"type":"opened"} frame when the window opens (a
+// page with pre-queue entries waits for their draw): the frame comes once,
+// from the notice published after the draw, or at once if the window is
+// open already.
+func (s *Session) AwaitDraw(ctx context.Context) {
+	e := s.e
+	if e.cfg.Redis == nil {
+		return
+	}
+	s.mu.Lock() // the lock order of Close: session, then draw waiters
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	e.drawMu.Lock()
+	e.drawWaiters[s] = struct{}{}
+	e.drawMu.Unlock()
+	s.mu.Unlock()
+	open, err := e.cfg.Redis.Get(ctx, e.cfg.Keys.Open()).Result()
+	if err == nil && open == "1" {
+		st, err := e.cfg.Redis.ZCard(ctx, e.cfg.Keys.PreStudents()).Result()
+		if err != nil {
+			st = 0
+		}
+		b, _ := json.Marshal(queue.Opened{Type: "opened", Students: st, SpreadMS: queue.OpenedSpread(st).Milliseconds(), TS: e.cfg.Now().UnixMilli()})
+		e.releaseDrawWaiters(s, b)
 	}
 }
 
@@ -208,6 +241,9 @@ func (s *Session) Close() {
 		return
 	}
 	s.closed = true
+	s.e.drawMu.Lock()
+	delete(s.e.drawWaiters, s)
+	s.e.drawMu.Unlock()
 	ids := make([]int64, 0, s.active)
 	for id, st := range s.ids {
 		if st != stResolved {

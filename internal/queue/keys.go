@@ -84,3 +84,7 @@ func (k Keys) Lock() string { return k.tag + "drainer" }
 
 // Events is the Pub/Sub channel carrying decision results.
 func (k Keys) Events() string { return k.tag + "events" }
+
+// Notices is the Pub/Sub channel carrying notices for every queue-ws
+// session that asked for them: the window opened (the pre-queue was drawn).
+func (k Keys) Notices() string { return k.tag + "notices" }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -308,4 +309,35 @@ func (q *Redis) Prequeued(ctx context.Context, student int64) ([]PrequeueEntry, 
 	}
 	slices.SortFunc(out, func(a, b PrequeueEntry) int { return int(a.CourseID - b.CourseID) })
 	return out, nil
+}
+
+// Opened is the notice queue-ws forwards, as a frame, to the sessions
+// waiting for the pre-queue's draw: the window is open, and the drawn
+// outcomes can be read (GET /me/requests). SpreadMS is how long clients
+// should spread those reads over, so that a large pre-queue does not read
+// all at once.
+type Opened struct {
+	Type     string `json:"type"` // "opened"
+	Students int64  `json:"students"`
+	SpreadMS int64  `json:"spread_ms"`
+	TS       int64  `json:"ts"`
+}
+
+// OpenedSpread is how long the reads of students pre-queued are spread
+// over: one second per 3,000 students (about what one small machine
+// answers per second), at least 1 s and at most 30 s.
+func OpenedSpread(students int64) time.Duration {
+	return min(max(time.Duration(students)*time.Second/3000, time.Second), 30*time.Second)
+}
+
+// PublishOpened publishes the opened notice on the notices channel.
+func (q *Redis) PublishOpened(ctx context.Context, students int64) error {
+	b, err := json.Marshal(Opened{Type: "opened", Students: students, SpreadMS: OpenedSpread(students).Milliseconds(), TS: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	if err := q.rdb.Publish(ctx, q.keys.Notices(), b).Err(); err != nil {
+		return fmt.Errorf("publish the opened notice: %w", err)
+	}
+	return nil
 }
