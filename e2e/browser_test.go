@@ -622,3 +622,152 @@ func TestAdminImportsAndOpens(t *testing.T) {
 		chromedp.Sleep(2200*time.Millisecond))
 	shot(t, ctx, "4-dashboard")
 }
+
+// loginAdmin logs the registrar in and waits for the dashboard.
+func loginAdmin(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	run(t, ctx, "admin log in",
+		chromedp.Navigate(url+"/#/admin/login"),
+		chromedp.WaitVisible(chromedp.CSS("#admin-user")),
+		chromedp.SendKeys(chromedp.CSS("#admin-user"), adminUser),
+		chromedp.SendKeys(chromedp.CSS("#admin-password"), adminPassword),
+		chromedp.Click(chromedp.CSS("#admin-login-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#kpi-pending")))
+}
+
+// TestPrequeueLottery: registration is closed; the registrar opens the
+// pre-queue from the dashboard. A student presses 신청 in the search results
+// and is told the request is in the pre-queue (no position), registers a
+// second section from the cart, and the requests screen lists both as
+// waiting for the draw; the dashboard counts them. The second section is
+// then closed to new students (capacity 0). The registrar opens registration
+// on the windows page, which draws the pre-queue; the student's requests
+// screen, never reloaded, shows the first entry as a request with its live
+// position and then its result, and the second as refused at the draw.
+func TestPrequeueLottery(t *testing.T) {
+	s := newStack(t, 1, false, true)
+	bg := context.Background()
+	admin := browser(t, 1280, 1000)
+	student := browser(t, 1024, 768)
+	var courseID, fullID int64
+	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Get(&fullID, "SELECT id FROM courses WHERE code = 'CSE2000' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	item := fmt.Sprintf(`.queue-item[data-course-id="%d"]`, courseID)
+	fullItem := fmt.Sprintf(`.queue-item[data-course-id="%d"]`, fullID)
+	s.searchReady("자료", fullID)
+
+	loginAdmin(t, admin, s.url)
+	run(t, admin, "open the pre-queue from the dashboard",
+		waitText("#kpi-open", "닫힘"),
+		waitText("#prequeue-state", "닫힘"),
+		waitText("#prequeue-toggle", "사전 대기열 열기"),
+		chromedp.WaitEnabled(chromedp.CSS("#prequeue-toggle")),
+		chromedp.Click(chromedp.CSS("#prequeue-toggle")),
+		waitText("#flash", "사전 대기열을 열었습니다"),
+		waitText("#prequeue-state", "열림"),
+		waitText("#prequeue-toggle", "사전 대기열 닫기"),
+		waitText("#prequeue-count", "학생 0명"))
+	if st, err := s.q.DrawStatus(bg); err != nil || !st.Open {
+		t.Fatalf("pre-queue after the dashboard's button: %+v %v", st, err)
+	}
+
+	run(t, student, "register into the pre-queue",
+		append(registerFromSearch(t, s, student),
+			waitText("#flash", "사전 대기열에 담겼습니다. 신청 시작 시각에 추첨으로 순서가 정해집니다."),
+			waitText("#view-title", "강좌 검색"))...)
+	shot(t, student, "1-prequeued-message")
+	// A marker that a reload would wipe: the drawn request must appear
+	// without one.
+	if _, err := chromedp.Run(student, chromedp.Evaluate[bool](`window.eqNoReload = true`)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, student, "waiting for the draw",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/queue"]`)),
+		chromedp.WaitVisible(chromedp.CSS(item+`[data-status="prequeued"]`)),
+		waitText(item+" .status", "추첨 대기"),
+		waitText(item, "신청 시작 시각에 추첨으로 순서가 정해집니다"),
+		waitText("#queue-mode", "추첨 결과를 기다리는 중"))
+	run(t, student, "register the cart into the pre-queue",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/search"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#q")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#q').value = '자료'`),
+		chromedp.Click(chromedp.CSS("#search-btn")),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#results-body tr[data-course-id="%d"] .add-cart`, fullID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-body tr[data-course-id="%d"] .add-cart`, fullID))),
+		waitText("#flash", "장바구니에 담았습니다"),
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/cart"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#register-all")),
+		chromedp.Click(chromedp.CSS("#register-all")),
+		waitText("#flash", "사전 대기열에 1개 강좌를 담았습니다"),
+		chromedp.WaitVisible(chromedp.CSS(fullItem+`[data-status="prequeued"]`)),
+		chromedp.WaitVisible(chromedp.CSS(item+`[data-status="prequeued"]`)),
+		waitText(fullItem+" .status", "추첨 대기"))
+	if n, err := chromedp.Run(student, chromedp.Evaluate[int](`document.querySelectorAll('.queue-pos').length`)); err != nil || n != 0 {
+		t.Fatalf("a pre-queue entry shows a position (%d elements, %v)", n, err)
+	}
+	shot(t, student, "2-waiting-for-draw")
+
+	run(t, admin, "dashboard counts the pre-queue",
+		waitText("#prequeue-count", "학생 1명 · 담긴 신청 2건"),
+		waitText("#prequeue-draw", "수강신청을 열면 1명을 추첨합니다"))
+	shot(t, admin, "3-dashboard-prequeue")
+	// The opening reconciles the seat hints from MariaDB: this section is
+	// full by then, and its entry is refused at the draw.
+	if _, err := s.db.Exec("UPDATE courses SET capacity = 0 WHERE id = ?", fullID); err != nil {
+		t.Fatal(err)
+	}
+
+	run(t, admin, "open registration: the draw",
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/admin/windows"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#window-open")),
+		waitText("#prequeue-count", "학생 1명"),
+		chromedp.Click(chromedp.CSS("#window-open")),
+		chromedp.WaitVisible(chromedp.CSS("#window-close")),
+		waitText("#window-state", "열림"),
+		waitText("#prequeue-done", "추첨 완료: 2건"),
+		waitText("#prequeue-note", "수강신청이 닫혀 있을 때만"))
+	shot(t, admin, "4-drawn")
+	if st, err := s.q.DrawStatus(bg); err != nil || st.State != queue.DrawDone || st.Total != 2 || st.Cursor != 2 || st.Open {
+		t.Fatalf("draw after opening: %+v %v", st, err)
+	}
+
+	// The scheduler is not running: the drawn request waits at position 1,
+	// found by the screen's polling and then pushed live by queue-ws.
+	run(t, student, "drawn request, live",
+		within(20*time.Second, chromedp.WaitVisible(chromedp.CSS(item+`[data-status="queued"] .queue-pos`))),
+		waitText(item+" .queue-pos", "1"),
+		waitText(item+" .status", "대기 중"),
+		within(15*time.Second, waitText("#queue-mode", "실시간 연결됨")),
+		waitText(fullItem+`[data-status="error"] .status`, "접수 안 됨"),
+		waitText(fullItem, "추첨 후 접수되지 않음: 정원 마감"))
+	type screen struct {
+		Prequeued int  `json:"prequeued"`
+		ID        int  `json:"id"`
+		NoReload  bool `json:"no_reload"`
+	}
+	left, err := chromedp.Run(student, chromedp.Evaluate[screen](`({
+		prequeued: document.querySelectorAll('.queue-item[data-status="prequeued"]').length,
+		id: Number(document.querySelector('.queue-item[data-status="queued"]').dataset.requestId),
+		no_reload: window.eqNoReload === true })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left.Prequeued != 0 || left.ID <= 0 || !left.NoReload {
+		t.Fatalf("after the draw: %+v (want no entry waiting for the draw, the request's id, no reload)", left)
+	}
+	shot(t, student, "5-drawn-live")
+
+	s.startScheduler()
+	run(t, student, "result",
+		within(20*time.Second, chromedp.WaitVisible(chromedp.CSS(item+`[data-status="enrolled"]`))),
+		waitText(item+" .status", "신청 완료"))
+	shot(t, student, "6-result")
+	var n int
+	if err := s.db.Get(&n, "SELECT COUNT(*) FROM enrollments WHERE course_id = ?", courseID); err != nil || n != 1 {
+		t.Fatalf("enrollments in the course = %d (%v), want 1", n, err)
+	}
+}

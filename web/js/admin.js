@@ -33,6 +33,7 @@ let dashTimer = null;
 function dashboard() {
   view('admin.dash',
     h('div', { class: 'kpis', id: 'kpis' }),
+    prequeueCard(),
     h('h2', {}, t('chart.queue')), h('div', { id: 'chart-queue', class: 'chart', role: 'img', 'aria-label': t('chart.queue') }),
     h('h2', {}, t('chart.rate')), h('div', { id: 'chart-rate', class: 'chart', role: 'img', 'aria-label': t('chart.rate') }),
     h('div', { class: 'legend' }, h('span', {}, h('i', { style: 'background:#1f5fbf' }), t('kpi.admitted')), h('span', {}, h('i', { style: 'background:#1d7a3a' }), t('kpi.decided'))),
@@ -42,7 +43,9 @@ function dashboard() {
   const tick = async () => {
     if (!$('#kpis')) { clearInterval(dashTimer); dashTimer = null; return; }
     let s;
+    const seq = pq.seq;
     try { s = await api('GET', '/admin/stats?top=10'); } catch (e) { showError(e); return; }
+    if (s.prequeue && seq === pq.seq && !pq.busy) renderPrequeue(s.prequeue, s.open);
     series.at.push(Date.parse(s.at) / 1000);
     series.pending.push(s.pending);
     series.admitted.push(s.admitted_per_sec);
@@ -81,6 +84,86 @@ function renderDash(s) {
     h('thead', {}, h('tr', {}, h('th', {}, t('col.reason')), h('th', { class: 'num' }, '#'))),
     h('tbody', {}, ...(s.rejections.length ? s.rejections.map((r) => h('tr', {}, h('td', {}, reason(r.reason) + ' (' + r.reason + ')'), h('td', { class: 'num' }, r.count)))
       : [h('tr', {}, h('td', { colspan: 2, class: 'muted' }, '—'))])));
+}
+
+// ---------- the pre-queue ----------
+
+// The pre-queue as last read (the stats' "prequeue", GET /admin/prequeue or
+// a toggle's answer) and the window switch's state. A reading that started
+// before a toggle (seq changed) is older than the toggle's answer and is not
+// shown.
+const pq = { st: null, windowOpen: false, busy: false, seq: 0 };
+let pqTimer = null;
+
+// prequeueCard is the pre-queue's control, on the dashboard and next to the
+// registration switch: open/close, students and requests in it, and the
+// draw's progress once registration opens.
+function prequeueCard() {
+  return h('div', { class: 'card', id: 'prequeue-card' }, h('h2', {}, t('pq.title')),
+    h('p', { class: 'muted' }, t('pq.hint')),
+    h('p', {}, h('span', { id: 'prequeue-state', class: 'badge' }, '…'), ' ', h('span', { id: 'prequeue-count' })),
+    h('div', { id: 'prequeue-draw', 'aria-live': 'polite' }),
+    h('p', {}, h('button', { class: 'btn secondary', type: 'button', id: 'prequeue-toggle', disabled: true, onclick: togglePrequeue }, t('pq.open')), ' ',
+      h('span', { id: 'prequeue-note', class: 'muted' })));
+}
+
+function renderPrequeue(st, windowOpen) {
+  pq.st = st;
+  pq.windowOpen = windowOpen;
+  if (!$('#prequeue-card') || !st) return;
+  const state = $('#prequeue-state');
+  state.className = 'badge' + (st.open ? ' ok' : '');
+  state.textContent = t(st.open ? 'pq.state.open' : 'pq.state.closed');
+  $('#prequeue-count').textContent = t('pq.count', { s: st.students.toLocaleString(), e: st.entries.toLocaleString() });
+  const running = st.state === 'listing' || st.state === 'drawing';
+  const draw = $('#prequeue-draw');
+  if (st.state === 'listing') {
+    draw.replaceChildren(h('progress', { class: 'progress', id: 'prequeue-progress' }), h('p', {}, t('pq.listing')));
+  } else if (st.state === 'drawing') {
+    draw.replaceChildren(h('progress', { class: 'progress', id: 'prequeue-progress', max: Math.max(1, st.total), value: st.cursor }),
+      h('p', {}, t('pq.drawing', { c: st.cursor.toLocaleString(), t: st.total.toLocaleString() })));
+  } else if (st.state === 'done') {
+    const secs = st.started_at && st.done_at ? ((Date.parse(st.done_at) - Date.parse(st.started_at)) / 1000).toFixed(1) : '—';
+    draw.replaceChildren(h('p', {}, h('span', { id: 'prequeue-done', class: 'badge ok' }, t('pq.done', { t: st.total.toLocaleString(), d: secs }))));
+  } else {
+    draw.replaceChildren(...(st.students && !windowOpen ? [h('p', {}, t('pq.waiting', { s: st.students.toLocaleString() }))] : []));
+  }
+  const btn = $('#prequeue-toggle');
+  btn.textContent = t(st.open ? 'pq.close' : 'pq.open');
+  btn.className = 'btn ' + (st.open ? 'danger' : 'secondary');
+  btn.disabled = pq.busy || running || (!st.open && windowOpen);
+  $('#prequeue-note').textContent = !st.open && windowOpen ? t('pq.windowOpen') : '';
+}
+
+async function togglePrequeue() {
+  const open = !(pq.st && pq.st.open);
+  pq.busy = true;
+  pq.seq++;
+  $('#prequeue-toggle').disabled = true;
+  try {
+    const st = await api('POST', '/admin/prequeue', { open });
+    pq.busy = false;
+    renderPrequeue(st, pq.windowOpen);
+    flash(t(open ? 'pq.opened' : 'pq.closed'));
+  } catch (e) {
+    pq.busy = false;
+    renderPrequeue(pq.st, pq.windowOpen);
+    showError(e);
+  }
+}
+
+// watchPrequeue reads GET /admin/prequeue every second while the windows
+// page is shown (the dashboard has it in its stats).
+function watchPrequeue() {
+  clearInterval(pqTimer);
+  pqTimer = setInterval(async () => {
+    if (!$('#windows-form') || !$('#prequeue-card')) { clearInterval(pqTimer); pqTimer = null; return; }
+    const seq = pq.seq;
+    try {
+      const st = await api('GET', '/admin/prequeue');
+      if (seq === pq.seq && !pq.busy) renderPrequeue(st, pq.windowOpen);
+    } catch (_) { /* the next second tries again */ }
+  }, 1000);
 }
 
 // ---------- imports ----------
@@ -153,8 +236,8 @@ function showRows(status, kind, rows) {
 const toLocal = (iso) => { const d = new Date(iso); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 16); };
 
 async function windows() {
-  let w;
-  try { w = await api('GET', '/admin/windows'); } catch (e) { showError(e); return; }
+  let w, st;
+  try { [w, st] = await Promise.all([api('GET', '/admin/windows'), api('GET', '/admin/prequeue')]); } catch (e) { showError(e); return; }
   const list = h('div', { id: 'window-list' });
   const addRow = (x) => list.append(h('div', { class: 'row window-row' },
     h('div', { class: 'shrink' }, h('label', {}, t('admin.year'), h('input', { type: 'number', min: 1, max: 6, class: 'w-year', value: x && x.year ? x.year : '' }))),
@@ -162,16 +245,20 @@ async function windows() {
     h('div', {}, h('label', {}, t('admin.closes'), h('input', { type: 'datetime-local', class: 'w-closes', value: x ? toLocal(x.closes_at) : '', required: true }))),
     h('button', { class: 'btn small secondary', type: 'button', onclick: (ev) => ev.target.closest('.window-row').remove() }, t('btn.remove'))));
   w.windows.forEach(addRow);
-  const setFlag = async (open) => {
-    try { await api('POST', '/admin/window', { open }); flash(t('admin.saved')); windows(); } catch (e) { showError(e); }
+  // Opening draws the pre-queue first, which can take a while: the button
+  // waits (the pre-queue card shows the draw's progress meanwhile).
+  const setFlag = async (open, ev) => {
+    ev.target.disabled = true;
+    try { await api('POST', '/admin/window', { open }); flash(t('admin.saved')); windows(); } catch (e) { ev.target.disabled = false; showError(e); }
   };
   view('admin.windows',
     h('div', { class: 'card' }, h('h2', {}, t('admin.flag')),
       h('p', {}, t('admin.term', { t: w.term }), ' · ', h('span', { id: 'window-state', class: 'badge ' + (w.open ? 'ok' : 'bad') }, w.open ? t('admin.flag.open') : t('admin.flag.closed'))),
       h('p', {}, w.open
-        ? h('button', { class: 'btn danger', type: 'button', id: 'window-close', onclick: () => setFlag(false) }, t('admin.close'))
-        : h('button', { class: 'btn', type: 'button', id: 'window-open', onclick: () => setFlag(true) }, t('admin.open'))),
+        ? h('button', { class: 'btn danger', type: 'button', id: 'window-close', onclick: (ev) => setFlag(false, ev) }, t('admin.close'))
+        : h('button', { class: 'btn', type: 'button', id: 'window-open', onclick: (ev) => setFlag(true, ev) }, t('admin.open'))),
       h('p', { class: 'muted' }, t('admin.openNow', { y: w.open_now.join(', ') || '—' }))),
+    prequeueCard(),
     h('form', { class: 'card', id: 'windows-form', onsubmit: async (ev) => {
       ev.preventDefault();
       const rows = [...document.querySelectorAll('.window-row')].map((r) => ({
@@ -183,6 +270,8 @@ async function windows() {
     } }, h('h2', {}, t('admin.windows')), w.windows.length ? null : h('p', { class: 'muted' }, t('admin.noWindows')), list,
     h('p', {}, h('button', { class: 'btn secondary', type: 'button', onclick: () => addRow(null) }, t('admin.addWindow')), ' ',
       h('button', { class: 'btn', type: 'submit' }, t('admin.saveWindows')))));
+  renderPrequeue(st, w.open);
+  watchPrequeue();
 }
 
 // ---------- courses, audit, export ----------

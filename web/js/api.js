@@ -43,6 +43,7 @@ export async function api(method, path, body, { raw = false } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
   if (!res.ok) {
     const err = new ApiError(res.status, data && data.error);
+    err.retryAfter = Number(res.headers.get('Retry-After')) || 0; // seconds (429, 503 opening)
     if (res.status === 401 && session.token) {
       session.clear();
       window.dispatchEvent(new CustomEvent('eq:logout'));

@@ -167,10 +167,33 @@ async function joinWaitlist(id) {
   try { const r = await api('POST', '/waitlist', { course_id: id }); flash(t('wl.joined', { p: r.position })); } catch (e) { showError(e); }
 }
 
+// whileOpening calls call again while the api answers 503 opening (the
+// pre-queue is being drawn at the opening; nothing was queued), after its
+// Retry-After with jitter, at most 10 times.
+async function whileOpening(call) {
+  for (let i = 0; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.code !== 'opening' || i >= 10) throw e;
+      flash(t('queue.opening'));
+      await new Promise((res) => setTimeout(res, 1000 * (e.retryAfter || 1) * (1 + Math.random())));
+    }
+  }
+}
+
 async function enrollNow(c) {
   try {
-    const r = await api('POST', '/enrollments', { course_id: c.id });
-    tracker.add([{ request_id: r.request_id, course_id: c.id, code: c.code, section: c.section, title: c.title, title_en: c.title_en, status: 'queued', position: r.position }], r.ws_url);
+    const r = await whileOpening(() => api('POST', '/enrollments', { course_id: c.id }));
+    const names = { course_id: c.id, code: c.code, section: c.section, title: c.title, title_en: c.title_en };
+    if (r.status === 'prequeued') {
+      // Before the opening: an entry without a place yet; the student may
+      // add more sections, so the search stays on screen.
+      tracker.add([{ request_id: 0, ...names, status: 'prequeued', pre: true }]);
+      flash(t('prequeue.added', { n: r.entries }));
+      return;
+    }
+    tracker.add([{ request_id: r.request_id, ...names, status: 'queued', position: r.position }], r.ws_url);
     go('#/queue');
   } catch (e) {
     showError(e);
@@ -204,13 +227,16 @@ async function cartView() {
     h('p', {}, h('button', { class: 'btn', type: 'button', id: 'register-all', onclick: async (ev) => {
       ev.target.disabled = true;
       try {
-        const res = await api('POST', '/cart/register');
+        const res = await whileOpening(() => api('POST', '/cart/register'));
         const byId = Object.fromEntries(items.map((c) => [c.id, c]));
         tracker.add(res.results.map((x) => {
           const c = byId[x.course_id] || {};
+          const status = x.status === 'queued' || x.status === 'prequeued' ? x.status : 'error';
           return { request_id: x.request_id || 0, course_id: x.course_id, code: c.code, section: c.section, title: c.title, title_en: c.title_en,
-            status: x.status === 'queued' ? 'queued' : 'error', position: x.position, error: x.error };
+            status, position: x.position, error: x.error, pre: status === 'prequeued' || undefined };
         }), res.ws_url);
+        const pre = res.results.filter((x) => x.status === 'prequeued').length;
+        if (pre) flash(t('prequeue.addedCart', { n: pre }));
         go('#/queue');
       } catch (e) { ev.target.disabled = false; showError(e); }
     } }, t('cart.register'))));
@@ -226,17 +252,20 @@ async function queueView() {
 function renderQueue() {
   const list = $('#queue-list');
   if (!list) { tracker.onChange = null; return; }
-  $('#queue-mode').textContent = tracker.mode === 'ws' ? t('queue.live') : tracker.mode === 'poll' ? t('queue.polling') : '';
+  $('#queue-mode').textContent = tracker.mode === 'ws' ? t('queue.live') : tracker.mode === 'poll' ? t('queue.polling')
+    : tracker.waitingDraw().length ? t('queue.drawPolling') : '';
   const items = tracker.items();
   if (!items.length) { list.replaceChildren(h('p', {}, t('queue.none'))); return; }
   list.replaceChildren(...items.map((it) => {
     const st = it.status;
-    const cls = st === 'enrolled' ? 'ok' : st === 'queued' ? 'wait' : 'bad';
+    const cls = st === 'enrolled' ? 'ok' : st === 'queued' || st === 'prequeued' ? 'wait' : 'bad';
     const detail = st === 'queued'
       ? h('div', { class: 'queue-now' }, h('div', { class: 'muted' }, t('queue.position')), h('span', { class: 'queue-pos', 'data-position': it.position }, it.position ?? '…'),
         it.ahead !== undefined ? h('div', { class: 'muted' }, t('queue.ahead', { n: it.ahead }) + (it.eta ? ' · ' + t('queue.eta', { s: it.eta }) : '')) : null)
-      : h('div', {}, it.reason ? reason(it.reason) : it.error ? errText(it.error) : '');
-    return h('div', { class: 'card queue-item', 'data-request-id': it.request_id, 'data-status': st },
+      : st === 'prequeued' ? h('div', { class: 'muted queue-draw' }, t('queue.prequeued'))
+        : it.pre && it.reason ? h('div', { class: 'queue-draw' }, t('queue.drawRefused', { r: reason(it.reason) }))
+          : h('div', {}, it.reason ? reason(it.reason) : it.error ? errText(it.error) : '');
+    return h('div', { class: 'card queue-item', 'data-request-id': it.request_id, 'data-course-id': it.course_id, 'data-status': st, 'data-prequeue': it.pre ? 'true' : null },
       h('div', {}, h('b', {}, (it.code ? it.code + '-' + it.section + ' ' : '') + (courseTitle(it) || '')), ' ',
         h('span', { class: 'badge ' + cls + ' status' }, t('status.' + st))),
       detail,

@@ -6,23 +6,33 @@
 // requests are kept in sessionStorage, and on return the student's pending
 // and decided requests are read back from GET /me/requests, so a reload or
 // a dropped connection resumes the same tickets.
+//
+// Pre-queue entries (sent before the opening while the registrar's pre-queue
+// is open) have no request yet: they are listed as waiting for the draw, and
+// while one waits and the screen is shown GET /me/requests is read every
+// ~2 s (jittered). Once drawn, an entry is an ordinary request and is watched
+// like any other; an entry refused at the draw stays listed with the reason.
 import { api } from './api.js';
 
 const KEY = 'eq.tracked';
 const SILENT_MS = 6000; // six ticks without a frame
 const RETRY_MS = 15000; // back to live positions after 15–30 s of polling (jittered: no herd)
+const DRAW_MS = 2000;   // while an entry waits for the draw: GET /me/requests every 1.5–2.5 s
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY) || '[]'); } catch (_) { return []; }
 }
 
 export const tracker = {
-  list: load(), // [{request_id, course_id, code, section, title, title_en, status, position, ahead, eta, reason, error}]
+  list: load(), // [{request_id, course_id, code, section, title, title_en, status, position, ahead, eta, reason, error, pre}]
   mode: '',     // 'ws' | 'poll' | ''
   onChange: null,
   ws: null,
   pollTimer: null,
   retryTimer: null,
+  drawTimer: null, // the next GET /me/requests while an entry waits for the draw
+  starting: false, // a ws token is being fetched (ensureWatching)
+  gen: 0,          // bumped on reset: late answers for a logged-out student are dropped
 
   items() { return this.list.slice().sort((a, b) => (b.request_id || 0) - (a.request_id || 0) || (a.course_id - b.course_id)); },
 
@@ -35,6 +45,9 @@ export const tracker = {
     this.list = [];
     sessionStorage.removeItem(KEY);
     this.stop();
+    clearTimeout(this.drawTimer);
+    this.drawTimer = null;
+    this.gen++;
   },
 
   stop() {
@@ -54,9 +67,13 @@ export const tracker = {
     }
     this.save();
     if (wsUrl) this.connect(wsUrl); else this.ensureWatching();
+    this.pollDraw();
   },
 
   pending() { return this.list.filter((x) => x.status === 'queued' && x.request_id); },
+
+  // waitingDraw lists the pre-queue entries not drawn yet.
+  waitingDraw() { return this.list.filter((x) => x.status === 'prequeued'); },
 
   update(id, patch) {
     const it = this.list.find((x) => x.request_id === id);
@@ -149,27 +166,87 @@ export const tracker = {
   },
 
   async ensureWatching() {
-    if (!this.pending().length || this.ws || this.pollTimer) return;
+    if (!this.pending().length || this.ws || this.pollTimer || this.starting) return;
+    this.starting = true;
+    let r;
     try {
-      const r = await api('POST', '/auth/ws-token');
-      this.connect(r.ws_url + '&requests=' + this.pending().map((x) => x.request_id).join(','));
-    } catch (_) { this.poll(); }
+      r = await api('POST', '/auth/ws-token');
+    } catch (_) { this.starting = false; this.poll(); return; }
+    this.starting = false;
+    this.connect(r.ws_url + '&requests=' + this.pending().map((x) => x.request_id).join(','));
+  },
+
+  // follow watches requests that became pending after the socket opened
+  // (drawn from the pre-queue): a watch frame each on an open socket; a
+  // socket still connecting watches every pending request when it opens, and
+  // polling reads every pending request on each tick.
+  follow(ids) {
+    if (!ids.length) return;
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      for (const id of ids) this.ws.send(JSON.stringify({ type: 'watch', request_id: id }));
+    } else this.ensureWatching();
+  },
+
+  // merge folds GET /me/requests into the list and returns the ids of
+  // requests that are newly waiting.
+  merge(r) {
+    const before = new Set(this.pending().map((x) => x.request_id));
+    for (const q of r.requests) {
+      const it = this.list.find((x) => x.request_id === q.request_id);
+      const patch = { status: q.status, reason: q.reason || '', position: q.status === 'queued' ? q.position : 0 };
+      if (it) Object.assign(it, it.status === 'queued' || q.status !== 'queued' ? patch : {});
+      else this.list.push({ request_id: q.request_id, course_id: q.course_id, code: q.code, section: q.section, title: q.title, ...patch });
+    }
+    // Pre-queue entries: the server's list replaces ours (an entry it no
+    // longer lists belongs to an expired round).
+    const pre = r.prequeue || [];
+    const old = new Map(this.list.filter((x) => x.pre).map((x) => [x.course_id, x]));
+    this.list = this.list.filter((x) => !x.pre);
+    for (const p of pre) {
+      const was = old.get(p.course_id) || {};
+      const names = { course_id: p.course_id, code: p.code, section: p.section, title: p.title, title_en: was.title_en };
+      if (p.status === 'prequeued') this.list.push({ request_id: 0, ...names, status: 'prequeued', pre: true });
+      else if (p.status === 'refused') this.list.push({ request_id: 0, ...names, status: 'error', reason: p.error || 'refused', pre: true });
+      else if (p.status === 'drawn' && p.request_id && !this.list.some((x) => x.request_id === p.request_id)) {
+        // Drawn but not (yet) among the requests read: watch it all the same.
+        this.list.push({ request_id: p.request_id, ...names, status: 'queued' });
+      }
+    }
+    // A cart error for a course that is now a pre-queue entry is outdated.
+    this.list = this.list.filter((x) => x.request_id || x.pre || !pre.some((p) => p.course_id === x.course_id));
+    this.save();
+    return this.pending().map((x) => x.request_id).filter((id) => !before.has(id));
+  },
+
+  // pollDraw reads GET /me/requests every ~2 s while an entry waits for the
+  // draw and the screen is shown, so the drawn requests appear (and are
+  // watched live) once registration opens.
+  pollDraw() {
+    if (this.drawTimer || !this.onChange || !this.waitingDraw().length) return;
+    const gen = this.gen;
+    this.drawTimer = setTimeout(async () => {
+      try {
+        const r = await api('GET', '/me/requests?limit=30');
+        if (gen !== this.gen) return;
+        this.follow(this.merge(r));
+      } catch (_) { /* try again on the next tick */ }
+      if (gen !== this.gen) return;
+      this.drawTimer = null;
+      this.pollDraw();
+    }, DRAW_MS * (0.75 + Math.random() / 2));
   },
 
   // resume merges the server's view of the student's requests and starts
   // watching the pending ones.
   async resume() {
+    const gen = this.gen;
     try {
       const r = await api('GET', '/me/requests?limit=30');
-      for (const q of r.requests) {
-        const it = this.list.find((x) => x.request_id === q.request_id);
-        const patch = { status: q.status, reason: q.reason || '', position: q.status === 'queued' ? q.position : 0 };
-        if (it) Object.assign(it, it.status === 'queued' || q.status !== 'queued' ? patch : {});
-        else this.list.push({ request_id: q.request_id, course_id: q.course_id, code: q.code, section: q.section, title: q.title, ...patch });
-      }
-      this.save();
+      if (gen !== this.gen) return;
+      this.merge(r);
     } catch (_) { /* the list stays as it was */ }
     this.ensureWatching();
+    this.pollDraw();
   },
 
   async cancel(id) {
