@@ -124,10 +124,8 @@ func (s *Service) log() *slog.Logger {
 
 // PrequeueItem is one of a student's pre-queue entries as the student sees it.
 type PrequeueItem struct {
-	CourseID  int64  `json:"course_id"`
-	Code      string `json:"code"`
-	Section   string `json:"section"`
-	Title     string `json:"title"`
+	CourseID int64 `json:"course_id"`
+	CourseLabel
 	Status    string `json:"status"`               // prequeued (waiting for the draw), drawn, refused
 	RequestID int64  `json:"request_id,omitempty"` // drawn: the request in the line
 	Error     string `json:"error,omitempty"`      // refused: sold_out, already_enrolled, already_queued, unknown_course
@@ -140,7 +138,6 @@ func (s *Service) PrequeueItems(ctx context.Context, c auth.Claims) ([]PrequeueI
 		return nil, err
 	}
 	out := make([]PrequeueItem, len(es))
-	ids := map[int64]bool{}
 	for i, e := range es {
 		it := PrequeueItem{CourseID: e.CourseID}
 		switch {
@@ -152,15 +149,9 @@ func (s *Service) PrequeueItems(ctx context.Context, c auth.Claims) ([]PrequeueI
 			it.Status, it.Error = "refused", refusal(e.Code)
 		}
 		out[i] = it
-		ids[e.CourseID] = true
 	}
-	names, err := s.courseNames(ctx, ids)
-	if err != nil {
+	if err := labelCourses(ctx, s, out, func(it *PrequeueItem) (int64, *CourseLabel) { return it.CourseID, &it.CourseLabel }); err != nil {
 		return nil, err
-	}
-	for i := range out {
-		n := names[out[i].CourseID]
-		out[i].Code, out[i].Section, out[i].Title = n.Code, n.Section, n.Title
 	}
 	return out, nil
 }

@@ -196,9 +196,7 @@ func (s *Service) Timetable(ctx context.Context, c auth.Claims) (Timetable, erro
 // MyRequest is one of the student's enrollment requests.
 type MyRequest struct {
 	RequestView
-	Code      string     `json:"code"`
-	Section   string     `json:"section"`
-	Title     string     `json:"title"`
+	CourseLabel
 	CreatedAt *time.Time `json:"created_at,omitempty"`
 	DecidedAt *time.Time `json:"decided_at,omitempty"`
 }
@@ -264,24 +262,44 @@ func (s *Service) Requests(ctx context.Context, c auth.Claims, limit int) ([]MyR
 		byID[r.ID] = mr
 	}
 	out := make([]MyRequest, 0, len(byID))
-	courseIDs := map[int64]bool{}
 	for _, r := range byID {
 		out = append(out, r)
-		courseIDs[r.CourseID] = true
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RequestID > out[j].RequestID })
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	names, err := s.courseNames(ctx, courseIDs)
-	if err != nil {
+	if err := labelCourses(ctx, s, out, func(r *MyRequest) (int64, *CourseLabel) { return r.CourseID, &r.CourseLabel }); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		n := names[out[i].CourseID]
-		out[i].Code, out[i].Section, out[i].Title = n.Code, n.Section, n.Title
-	}
 	return out, nil
+}
+
+// CourseLabel names a section for the student: code, section number, title.
+type CourseLabel struct {
+	Code    string `json:"code"`
+	Section string `json:"section"`
+	Title   string `json:"title"`
+}
+
+// labelCourses fills the CourseLabel of each item (of returns its course
+// and label) with one query.
+func labelCourses[T any](ctx context.Context, s *Service, items []T, of func(*T) (int64, *CourseLabel)) error {
+	ids := map[int64]bool{}
+	for i := range items {
+		id, _ := of(&items[i])
+		ids[id] = true
+	}
+	names, err := s.courseNames(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		id, l := of(&items[i])
+		n := names[id]
+		*l = CourseLabel{Code: n.Code, Section: n.Section, Title: n.Title}
+	}
+	return nil
 }
 
 type courseName struct {

@@ -65,6 +65,14 @@ func randomCarts(n, courses int, seed uint64) [][]int64 {
 	return carts
 }
 
+func countEntries(carts [][]int64) int {
+	n := 0
+	for _, c := range carts {
+		n += len(c)
+	}
+	return n
+}
+
 // outcomes reads every student's entries.
 func outcomes(t *testing.T, q *Redis, students int) map[int64][]PrequeueEntry {
 	t.Helper()
@@ -166,10 +174,7 @@ func TestDrawOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := 0
-	for _, c := range carts {
-		entries += len(c)
-	}
+	entries := countEntries(carts)
 	if st.State != DrawDone || st.Total != int64(entries) || st.Cursor != int64(entries) || st.Seed != 42 || st.Open {
 		t.Fatalf("status = %+v, want done with %d entries, seed 42, pre-queue closed", st, entries)
 	}
@@ -297,10 +302,7 @@ func TestDrawConcurrent(t *testing.T) {
 	q := prequeueSetup(t, rdb, term, 20, 1_000_000)
 	carts := randomCarts(students, 20, 9)
 	prequeueAll(t, q, carts)
-	entries := 0
-	for _, c := range carts {
-		entries += len(c)
-	}
+	entries := countEntries(carts)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range errs {
@@ -387,10 +389,7 @@ func TestDrawTakesOverAStaleListing(t *testing.T) {
 	if err != nil || st.State != DrawDone {
 		t.Fatalf("draw after a dead lister = %+v, %v", st, err)
 	}
-	entries := 0
-	for _, c := range carts {
-		entries += len(c)
-	}
+	entries := countEntries(carts)
 	if st.Total != int64(entries) {
 		t.Fatalf("total %d, want %d (the dead drawer's entries replaced)", st.Total, entries)
 	}
