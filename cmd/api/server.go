@@ -321,7 +321,9 @@ func (s *server) setWindow(c *gin.Context) {
 	if !bindJSON(c, &in) {
 		return
 	}
-	if err := s.svc.SetWindow(c.Request.Context(), *in.Open); err != nil {
+	// Opening may draw a large pre-queue (seconds): finish it even if the
+	// registrar's browser or nginx stops waiting.
+	if err := s.svc.SetWindow(context.WithoutCancel(c.Request.Context()), *in.Open); err != nil {
 		fail(c, err)
 		return
 	}
