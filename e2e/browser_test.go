@@ -735,8 +735,10 @@ func TestPrequeueLottery(t *testing.T) {
 		t.Fatalf("draw after opening: %+v %v", st, err)
 	}
 
-	// The scheduler is not running: the drawn request waits at position 1,
-	// found by the screen's polling and then pushed live by queue-ws.
+	// The scheduler is not running: the drawn request waits at position 1.
+	// The screen learns of the draw from queue-ws's opened frame (its
+	// fallback read comes only after 60–120 s with a socket), reads it and
+	// watches it live.
 	run(t, student, "drawn request, live",
 		within(20*time.Second, chromedp.WaitVisible(chromedp.CSS(item+`[data-status="queued"] .queue-pos`))),
 		waitText(item+" .queue-pos", "1"),

@@ -266,3 +266,44 @@ func TestDiscoveryAndWatchMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestDrawConnection: a connection with draw=1 and no requests waits for the
+// pre-queue's draw without a discovery, and gets one opened frame when the
+// API's notice is published.
+func TestDrawConnection(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t, 2, 4)
+	ts := startServer(t, f, options{Tick: 100 * time.Millisecond})
+	if err := f.q.SetOpen(f.ctx, false); err != nil { // before the opening
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return ts.srv.eng.Stats().Subscribed })
+	own := f.reqs[0]
+	c, _, err := dialer.Dial(wsURL(ts.url, f.wsToken(own.student))+"&draw=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitUntil(t, func() bool { return ts.srv.eng.Stats().DrawWaiters == 1 })
+	if err := f.q.PublishOpened(f.ctx, 12000); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := readFrame(t, c, 5*time.Second)
+	if err != nil || fr.Type != "opened" {
+		t.Fatalf("frame %+v, %v; want opened (no position: the pending request %d was not discovered)", fr, err, own.id)
+	}
+	if d := ts.srv.eng.Stats().Discovered; d != 0 {
+		t.Fatalf("%d watches discovered for a draw connection, want 0", d)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

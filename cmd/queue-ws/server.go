@@ -106,6 +106,7 @@ type server struct {
 const (
 	keyStudent = "student"
 	keyIDs     = "ids"
+	keyDraw    = "draw"
 	keySink    = "sink"
 	keySession = "ps"
 	keyJoined  = "joined" // func() called once the session is registered
@@ -291,7 +292,7 @@ func (s *server) handleWS(c *gin.Context) {
 	s.upgrading.Add(1)
 	var once sync.Once
 	joined := func() { once.Do(func() { s.upgrading.Add(-1) }) }
-	keys := map[string]any{keyStudent: claims.Subject, keyIDs: ids, keyJoined: joined}
+	keys := map[string]any{keyStudent: claims.Subject, keyIDs: ids, keyJoined: joined, keyDraw: c.Query("draw") == "1"}
 	err = s.mel.HandleRequestWithKeys(c.Writer, c.Request, keys)
 	joined()
 	if err != nil {
@@ -325,7 +326,8 @@ func parseIDs(v string, maxIDs int) ([]int64, error) {
 }
 
 // onConnect registers the session and starts its watches: the ids named in
-// the URL, or else a discovery of the student's pending requests.
+// the URL, or else a discovery of the student's pending requests; with
+// draw=1, it also waits for the pre-queue's draw (and does not discover).
 func (s *server) onConnect(ms *melody.Session) {
 	student := ms.MustGet(keyStudent).(int64)
 	ids, _ := ms.MustGet(keyIDs).([]int64)
@@ -334,8 +336,15 @@ func (s *server) onConnect(ms *melody.Session) {
 	ms.Set(keySink, sink)
 	ms.Set(keySession, ps)
 	ms.MustGet(keyJoined).(func())()
-	if len(ids) == 0 {
+	if ms.MustGet(keyDraw).(bool) {
+		// A page with pre-queue entries: the opened frame when the window
+		// opens (it reads and names its drawn requests then; no discovery).
+		ps.AwaitDraw(s.baseCtx)
+	} else if len(ids) == 0 {
 		ps.Discover()
+		return
+	}
+	if len(ids) == 0 {
 		return
 	}
 	// Lookups take a round trip each; let the write pump start meanwhile.

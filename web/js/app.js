@@ -252,8 +252,9 @@ async function queueView() {
 function renderQueue() {
   const list = $('#queue-list');
   if (!list) { tracker.onChange = null; return; }
-  $('#queue-mode').textContent = tracker.mode === 'ws' ? t('queue.live') : tracker.mode === 'poll' ? t('queue.polling')
-    : tracker.waitingDraw().length ? t('queue.drawPolling') : '';
+  const drawOnly = !tracker.pending().length && tracker.waitingDraw().length;
+  $('#queue-mode').textContent = drawOnly ? t('queue.drawPolling')
+    : tracker.mode === 'ws' ? t('queue.live') : tracker.mode === 'poll' ? t('queue.polling') : '';
   const items = tracker.items();
   if (!items.length) { list.replaceChildren(h('p', {}, t('queue.none'))); return; }
   list.replaceChildren(...items.map((it) => {

@@ -8,16 +8,20 @@
 // a dropped connection resumes the same tickets.
 //
 // Pre-queue entries (sent before the opening while the registrar's pre-queue
-// is open) have no request yet: they are listed as waiting for the draw, and
-// while one waits and the screen is shown GET /me/requests is read every
-// ~2 s (jittered). Once drawn, an entry is an ordinary request and is watched
-// like any other; an entry refused at the draw stays listed with the reason.
+// is open) have no request yet: they are listed as waiting for the draw. The
+// socket is opened with draw=1, and queue-ws sends one "opened" frame when
+// the window opens; the page then reads GET /me/requests after a random part
+// of the frame's spread_ms (so 100,000 pages do not read at once). Without a
+// socket it reads every 20–40 s instead (60–120 s with one, in case the
+// socket died silently). Once drawn, an entry is an ordinary request and is
+// watched like any other; an entry refused at the draw stays listed with the
+// reason.
 import { api } from './api.js';
 
 const KEY = 'eq.tracked';
 const SILENT_MS = 6000; // six ticks without a frame
 const RETRY_MS = 15000; // back to live positions after 15–30 s of polling (jittered: no herd)
-const DRAW_MS = 2000;   // while an entry waits for the draw: GET /me/requests every 1.5–2.5 s
+const DRAW_MS = 30000;  // waiting for the draw without a socket: GET /me/requests every 20–40 s (×3 with one)
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY) || '[]'); } catch (_) { return []; }
@@ -82,12 +86,12 @@ export const tracker = {
     if (patch.position !== undefined && it.position !== undefined && patch.position > it.position && it.status === 'queued') delete patch.position;
     Object.assign(it, patch);
     this.save();
-    if (!this.pending().length) this.stop();
+    if (!this.pending().length && !this.waitingDraw().length) this.stop();
   },
 
   connect(wsUrl) {
     this.stop();
-    if (!this.pending().length) return;
+    if (!this.pending().length && !this.waitingDraw().length) return;
     let u;
     try {
       u = new URL(wsUrl, location.href);
@@ -125,6 +129,7 @@ export const tracker = {
       try { m = JSON.parse(ev.data); } catch (_) { return; }
       if (m.type === 'position') this.update(m.request_id, { position: m.position, ahead: m.ahead, eta: m.eta_seconds });
       else if (m.type === 'result') this.update(m.request_id, { status: m.status, reason: m.reason || '', position: 0 });
+      else if (m.type === 'opened') this.opened(m.spread_ms || 1000);
     };
     ws.onerror = () => {};
     ws.onclose = () => {
@@ -166,14 +171,27 @@ export const tracker = {
   },
 
   async ensureWatching() {
-    if (!this.pending().length || this.ws || this.pollTimer || this.starting) return;
+    if ((!this.pending().length && !this.waitingDraw().length) || this.ws || this.pollTimer || this.starting) return;
     this.starting = true;
     let r;
     try {
       r = await api('POST', '/auth/ws-token');
     } catch (_) { this.starting = false; this.poll(); return; }
     this.starting = false;
-    this.connect(r.ws_url + '&requests=' + this.pending().map((x) => x.request_id).join(','));
+    let u = r.ws_url;
+    if (this.pending().length) u += '&requests=' + this.pending().map((x) => x.request_id).join(',');
+    if (this.waitingDraw().length) u += '&draw=1';
+    this.connect(u);
+  },
+
+  // opened: the window opened, so the entries were drawn; read them after a
+  // random part of spread_ms and follow the drawn requests.
+  opened(spreadMs) {
+    if (!this.waitingDraw().length) return;
+    clearTimeout(this.drawTimer);
+    this.drawTimer = null;
+    const gen = this.gen;
+    this.drawTimer = setTimeout(() => { if (gen === this.gen) { this.drawTimer = null; this.readDraw(); } }, Math.random() * spreadMs);
   },
 
   // follow watches requests that became pending after the socket opened
@@ -218,22 +236,27 @@ export const tracker = {
     return this.pending().map((x) => x.request_id).filter((id) => !before.has(id));
   },
 
-  // pollDraw reads GET /me/requests every ~2 s while an entry waits for the
-  // draw and the screen is shown, so the drawn requests appear (and are
-  // watched live) once registration opens.
+  // readDraw reads GET /me/requests once, follows the drawn requests and,
+  // if an entry still waits, schedules the next read (pollDraw).
+  async readDraw() {
+    const gen = this.gen;
+    try {
+      const r = await api('GET', '/me/requests?limit=30');
+      if (gen !== this.gen) return;
+      this.follow(this.merge(r));
+    } catch (_) { /* try again on the next tick */ }
+    if (gen !== this.gen) return;
+    this.pollDraw();
+  },
+
+  // pollDraw schedules the fallback read while an entry waits for the draw
+  // and the screen is shown: every 20–40 s without a socket, every 60–120 s
+  // with one (the opened frame is the fast path).
   pollDraw() {
     if (this.drawTimer || !this.onChange || !this.waitingDraw().length) return;
     const gen = this.gen;
-    this.drawTimer = setTimeout(async () => {
-      try {
-        const r = await api('GET', '/me/requests?limit=30');
-        if (gen !== this.gen) return;
-        this.follow(this.merge(r));
-      } catch (_) { /* try again on the next tick */ }
-      if (gen !== this.gen) return;
-      this.drawTimer = null;
-      this.pollDraw();
-    }, DRAW_MS * (0.75 + Math.random() / 2));
+    const every = DRAW_MS * (this.mode === 'ws' ? 3 : 1);
+    this.drawTimer = setTimeout(() => { if (gen === this.gen) { this.drawTimer = null; this.readDraw(); } }, every * (0.67 + Math.random() * 0.67));
   },
 
   // resume merges the server's view of the student's requests and starts
