@@ -43,13 +43,13 @@ const DrawBatch = 500
 
 // DrawStatus is the pre-queue and its draw as Redis holds them.
 type DrawStatus struct {
-	Open      bool      `json:"open"`     // the pre-queue takes requests
-	Students  int64     `json:"students"` // students in the pre-queue
-	Entries   int64     `json:"entries"`  // entries ever pre-queued this round
-	State     string    `json:"state"`    // "", listing, drawing, done
+	Open      bool      `json:"open"`        // the pre-queue takes requests
+	Students  int64     `json:"students"`    // students in the pre-queue
+	Entries   int64     `json:"entries"`     // entries ever pre-queued this round
+	State     string    `json:"state"`       // "", listing, drawing, done
 	Seed      uint64    `json:"seed,string"` // a string: JavaScript numbers cannot hold every uint64
-	Total     int64     `json:"total"`  // entries in the drawn order
-	Cursor    int64     `json:"cursor"` // entries of it admitted (or refused) so far
+	Total     int64     `json:"total"`       // entries in the drawn order
+	Cursor    int64     `json:"cursor"`      // entries of it admitted (or refused) so far
 	StartedAt time.Time `json:"started_at,omitzero"`
 	DoneAt    time.Time `json:"done_at,omitzero"`
 }
