@@ -211,6 +211,59 @@ func (a *api) setWindow(ctx context.Context, adminToken string, open bool) error
 	return nil
 }
 
+// drawStatus is GET /api/v1/admin/prequeue: the pre-queue and its draw.
+type drawStatus struct {
+	Open      bool      `json:"open"`
+	Students  int64     `json:"students"`
+	Entries   int64     `json:"entries"`
+	State     string    `json:"state"`
+	Seed      uint64    `json:"seed"`
+	Total     int64     `json:"total"`
+	Cursor    int64     `json:"cursor"`
+	StartedAt time.Time `json:"started_at"`
+	DoneAt    time.Time `json:"done_at"`
+}
+
+func (a *api) setPrequeue(ctx context.Context, adminToken string, open bool) (drawStatus, error) {
+	var out drawStatus
+	if _, err := a.do(ctx, http.MethodPost, "/api/v1/admin/prequeue", cred{Token: adminToken}, map[string]bool{"open": open}, &out); err != nil {
+		return out, fmt.Errorf("set pre-queue open=%v: %w", open, err)
+	}
+	return out, nil
+}
+
+func (a *api) prequeue(ctx context.Context, adminToken string) (drawStatus, error) {
+	var out drawStatus
+	if _, err := a.do(ctx, http.MethodGet, "/api/v1/admin/prequeue", cred{Token: adminToken}, nil, &out); err != nil {
+		return out, fmt.Errorf("read the pre-queue: %w", err)
+	}
+	return out, nil
+}
+
+// myRequests is GET /api/v1/me/requests: the student's requests (with a
+// position while queued) and pre-queue entries (prequeued, drawn with a
+// request id, or refused with an error code).
+type myRequests struct {
+	Requests []struct {
+		RequestID int64  `json:"request_id"`
+		CourseID  int64  `json:"course_id"`
+		Status    string `json:"status"`
+		Position  int64  `json:"position"`
+	} `json:"requests"`
+	Prequeue []struct {
+		CourseID  int64  `json:"course_id"`
+		Status    string `json:"status"`
+		RequestID int64  `json:"request_id"`
+		Error     string `json:"error"`
+	} `json:"prequeue"`
+}
+
+func (a *api) myRequests(ctx context.Context, who cred) (myRequests, error) {
+	var out myRequests
+	_, err := a.do(ctx, http.MethodGet, "/api/v1/me/requests", who, nil, &out)
+	return out, err
+}
+
 // wsToken asks for a queue-ws token; wsURL is as the API gives it (often
 // relative, "/ws?token=...").
 func (a *api) wsToken(ctx context.Context, who cred) (tok, wsURL string, err error) {
@@ -224,13 +277,18 @@ func (a *api) wsToken(ctx context.Context, who cred) (tok, wsURL string, err err
 	return out.WSToken, out.WSURL, nil
 }
 
-// admission is the 202 answer to POST /api/v1/enrollments.
+// admission is the 202 answer to POST /api/v1/enrollments: "queued" with a
+// request id, or, before the opening with the pre-queue open, "prequeued"
+// (an entry without a ticket yet).
 type admission struct {
+	Status    string `json:"status"`
 	RequestID int64  `json:"request_id"`
 	Ticket    int64  `json:"ticket"`
 	Position  int64  `json:"position"`
 	WSToken   string `json:"ws_token"`
 	WSURL     string `json:"ws_url"`
+	Entries   int64  `json:"entries"`  // prequeued: the student's entries
+	Students  int64  `json:"students"` // prequeued: students in the pre-queue
 }
 
 func (a *api) enroll(ctx context.Context, who cred, course int64) (admission, error) {

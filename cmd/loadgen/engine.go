@@ -44,6 +44,7 @@ type config struct {
 	WSProcs       int           // processes holding the queue-ws connections: 0 auto, 1 this one, N ws-holder children
 	WSHolderBin   string        // program started as `<bin> ws-holder` (default: this executable)
 	Hold          time.Duration // hold the open sessions idle this long before the window opens
+	Prequeue      time.Duration // > 0: send the carts into the pre-queue over this long, then open (the draw)
 	Poll          bool          // students without queue-ws poll for their decision
 	Sources       string        // local source address range
 	ClientIPs     int           // simulated client addresses (X-Forwarded-For): 0 one per student, -1 none
@@ -82,6 +83,7 @@ type counters struct {
 	errorFrames, unknownFrames, otherFrames  atomic.Int64
 	polls, pollErrors, pollResults           atomic.Int64
 	firstSent, lastAdmitted, lastAnswered    atomic.Int64
+	prequeued                                atomic.Int64 // 202 prequeued (-prequeue)
 	lastResult                               atomic.Int64
 	refusedMu                                sync.Mutex
 	refused                                  map[string]int64 // admission refusals by error code
@@ -96,7 +98,8 @@ type student struct {
 	idx     int32
 	tok     students.Token
 	cart    []int64
-	cancel  []bool // per cart item: leave the line after admission
+	cancel  []bool  // per cart item: leave the line after admission
+	pre     []uint8 // per cart item, -prequeue: preEntered, preUnknown (written by fire, read after the burst)
 	offset  time.Duration
 	withWS  bool
 	drop    bool
@@ -119,6 +122,9 @@ type run struct {
 	cfg    config
 	start  time.Time    // the run's clock; burst offsets count from open
 	openNs atomic.Int64 // when the window opened (openedAt); read by the monitor, running since before
+	// With -prequeue, when the pre-queue opened: the series and the CPU
+	// figures count from here (seriesZero); 0 otherwise.
+	seriesNs atomic.Int64
 
 	api *api
 	src *sourceAddrs
@@ -236,7 +242,12 @@ func planStudents(cfg config, toks []students.Token, courses []int64) []*student
 				st.cancel = append(st.cancel, rng.Float64() < cfg.CancelRate)
 			}
 		}
-		st.offset = arrival(rng, cfg.Shape, cfg.Ramp)
+		if cfg.Prequeue > 0 { // before the opening nobody needs to hurry: spread over the pre-queue
+			st.offset = arrival(rng, "uniform", cfg.Prequeue)
+			st.pre = make([]uint8, len(st.cart))
+		} else {
+			st.offset = arrival(rng, cfg.Shape, cfg.Ramp)
+		}
 		st.withWS = cfg.WS && rng.Float64() < cfg.WSShare
 		st.drop = rng.Float64() < cfg.DropRate
 		if cfg.ClientIPs >= 0 {
@@ -365,8 +376,9 @@ func containsFold(s, sub string) bool {
 }
 
 // burst sends every student's cart, each student arriving at their offset
-// after open, at most cfg.Concurrency students at a time.
-func (r *run) burst(ctx context.Context) {
+// after at (the window's opening, or with -prequeue the pre-queue's), at
+// most cfg.Concurrency students at a time.
+func (r *run) burst(ctx context.Context, at time.Time) {
 	order := slices.Clone(r.students)
 	slices.SortStableFunc(order, func(a, b *student) int { return int(a.offset - b.offset) })
 	jobs := make(chan *student, 1<<14)
@@ -376,13 +388,12 @@ func (r *run) burst(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for st := range jobs {
-				r.fire(ctx, st)
+				r.fire(ctx, st, at)
 			}
 		}()
 	}
-	open := r.openedAt()
 	for i := 0; i < len(order) && ctx.Err() == nil; {
-		due := time.Since(open)
+		due := time.Since(at)
 		for i < len(order) && order[i].offset <= due {
 			select {
 			case jobs <- order[i]:
@@ -402,11 +413,11 @@ func (r *run) burst(ctx context.Context) {
 }
 
 // fire sends one student's requests, one cart item after the other, like a
-// student pressing "신청" down the cart.
-func (r *run) fire(ctx context.Context, st *student) {
+// student pressing "신청" down the cart; at is when the arrivals began.
+func (r *run) fire(ctx context.Context, st *student, at time.Time) {
 	// How late the student's first click goes out against the plan: the
 	// time it waited for one of the -concurrency senders.
-	lag := float64(time.Since(r.openedAt())-st.offset) / 1e6
+	lag := float64(time.Since(at)-st.offset) / 1e6
 	r.latMu.Lock()
 	r.sendLag = append(r.sendLag, max(lag, 0))
 	r.latMu.Unlock()
@@ -435,6 +446,9 @@ func (r *run) fire(ctx context.Context, st *student) {
 				}
 				r.refuse(r.c.refused, "transport")
 				r.noteAmbiguous(st, course)
+				if st.pre != nil {
+					st.pre[i] = preUnknown // the student's list will tell
+				}
 				break
 			}
 			r.latMu.Lock()
@@ -454,9 +468,21 @@ func (r *run) fire(ctx context.Context, st *student) {
 					// The lost attempt was admitted: this is its id.
 					a, err = admission{RequestID: ae.RequestID, Ticket: ae.RequestID, Position: math.MaxInt64}, nil
 				}
+				if code == "already_prequeued" && st.pre != nil {
+					a, err = admission{Status: statusPrequeued}, nil // the lost attempt was the entry
+				}
 			}
 			if err != nil {
 				r.refuse(r.c.refused, code)
+				break
+			}
+			if a.Status == statusPrequeued {
+				// An entry: the draw at the opening gives it a ticket, or not
+				// (learn reads which).
+				r.c.prequeued.Add(1)
+				if st.pre != nil {
+					st.pre[i] = preEntered
+				}
 				break
 			}
 			r.c.admitted.Add(1)
@@ -779,6 +805,15 @@ func (r *run) holdIdle(ctx context.Context, d time.Duration, info *runInfo) {
 	info.HoldSessions = n
 	info.HoldCPUSeconds = r.rss.cpuSeconds()
 	r.logf("idle %.1fs with %d sessions: CPU seconds %v", info.HoldS, n, info.HoldCPUSeconds)
+}
+
+// seriesZero returns the time the series counts from: the pre-queue's
+// opening with -prequeue, else the window's (zero before either).
+func (r *run) seriesZero() time.Time {
+	if ns := r.seriesNs.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return r.openedAt()
 }
 
 // openedAt returns when the window opened, or the zero time before that.

@@ -180,6 +180,8 @@ type htmlData struct {
 	CPU       [][2]string
 	Refused   [][2]string
 	AllTarget bool
+	Pre       [][2]string // -prequeue: the pre-queue section
+	From      string      // what the series and CPU seconds count from
 }
 
 var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
@@ -201,6 +203,9 @@ details pre{font-size:11px;max-height:400px;overflow:auto;background:#f9fafb;pad
 {{if .R.Run.HoldS}}<div>before the window opened, {{.R.Run.HoldSessions}} sessions were held idle for {{.R.Run.HoldS}} s; CPU seconds meanwhile: {{range $k, $v := .R.Run.HoldCPUSeconds}}{{$k}} {{$v}} · {{end}}</div>{{end}}
 {{if .R.Run.StoppedEarly}}<div class="bad">stopped early: {{.R.Run.StoppedEarly}}</div>{{end}}</div>
 <h2>Laws: {{if .R.LawsOK}}<span class="ok">all held</span>{{else}}<span class="bad">BROKEN</span>{{end}}</h2>
+{{if .R.Prequeue}}<h2>Pre-queue: admission is the draw at the opening</h2>
+<p style="max-width:900px">In this mode {{.R.Prequeue.Note}}</p>
+<table>{{range .Pre}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table>{{end}}
 <h2>Targets</h2>
 <table><tr><th>target</th><th>goal</th><th>measured</th><th></th></tr>
 {{range .R.Targets}}<tr><td>{{.Name}}</td><td>{{.Goal}}</td><td class="n">{{.Value}} {{.Unit}}</td><td>{{if .Met}}<span class="ok">met</span>{{else}}<span class="bad">not met</span>{{end}}</td></tr>{{end}}
@@ -210,7 +215,7 @@ details pre{font-size:11px;max-height:400px;overflow:auto;background:#f9fafb;pad
 <div><h2>Refused at admission</h2><table>{{range .Refused}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table>
 <h2>Rejected by reason</h2><table>{{range .Rejected}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table>
 <h2>Peak RSS (MB)</h2><table>{{range .RSS}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table>
-<h2>CPU seconds (from the window opening)</h2><table>{{range .CPU}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table></div>
+<h2>CPU seconds (from the {{.From}})</h2><table>{{range .CPU}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>{{end}}</table></div>
 </div>
 <h2>Charts</h2>
 <div class="grid">{{range .Charts}}<div class="card">{{.}}</div>{{end}}</div>
@@ -221,12 +226,38 @@ details pre{font-size:11px;max-height:400px;overflow:auto;background:#f9fafb;pad
 
 // writeHTML renders the report.
 func writeHTML(w io.Writer, rep Report, rawJSON []byte) error {
-	d := htmlData{R: rep, JSON: string(rawJSON)}
+	d := htmlData{R: rep, JSON: string(rawJSON), From: "window opening"}
 	num := func(k string, v any) { d.Rows = append(d.Rows, [2]string{k, fmt.Sprint(v)}) }
+	if p := rep.Prequeue; p != nil {
+		d.From = "pre-queue opening"
+		pre := func(k string, v any) { d.Pre = append(d.Pre, [2]string{k, fmt.Sprint(v)}) }
+		pre("entries sent (spread "+p.Arrivals+" over the pre-queue, s)", fmt.Sprintf("%d (%g)", p.EntriesSent, p.DurationS))
+		pre("answered 202 prequeued", p.Prequeued)
+		pre("other answers, by code", fmtCounts(p.ErrorsByCode))
+		pre("pre-queued students / entries (server)", fmt.Sprintf("%d / %d", p.Students, p.ServerEntries))
+		pre("entries in the drawn order (cursor), state, seed", fmt.Sprintf("%d (%d), %s, %d", p.TotalDrawn, p.Cursor, p.State, p.Seed))
+		pre("draw_s: POST /admin/window open=true (the draw + the opening)", fmt.Sprintf("%g s", p.DrawS))
+		pre("draw on the server (done − started), rate", fmt.Sprintf("%g s, %g entries/s", p.ServerDrawS, p.DrawRatePerS))
+		pre("window opened at (s after the pre-queue), attempts", fmt.Sprintf("%g, %d", p.OpenedAtS, p.OpenAttempts))
+		pre("admitted by the draw (drawn, with a request id)", p.Admitted)
+		pre("refused by the draw, by code", fmtCounts(p.RefusedByCode))
+		pre("learned_s: window open → every student read GET /me/requests", fmt.Sprintf("%g s (%d students, p50/p99 %g/%g ms)",
+			p.LearnedS, p.Learners, p.LearnLatencyMS.P50, p.LearnLatencyMS.P99))
+		if len(p.LearnErrors) > 0 {
+			pre("students who could not read their outcome, by code", fmtCounts(p.LearnErrors))
+		}
+		pre("undrawn / missing / unlearned entries (all 0 in a clean run)", fmt.Sprintf("%d / %d / %d", p.Undrawn, p.Missing, p.Unlearned))
+		pre("CPU seconds while the entries were sent", fmtCPU(p.CPUEntries))
+		pre("CPU seconds during the opening call (the draw)", fmtCPU(p.CPUDraw))
+	}
 	num("requested", rep.Requested)
 	num("answered", rep.Answered)
 	num("admitted", rep.Admitted)
-	num("sold out early (409 at admission)", rep.SoldOutEarly)
+	if rep.Prequeue != nil {
+		num("sold out early (refused by the draw)", rep.SoldOutEarly)
+	} else {
+		num("sold out early (409 at admission)", rep.SoldOutEarly)
+	}
 	num("enrolled", rep.Enrolled)
 	num("cancelled", rep.Cancelled)
 	num("dropped afterwards", rep.Dropped)
@@ -273,20 +304,49 @@ func writeHTML(w io.Writer, rep Report, rawJSON []byte) error {
 		admit = append(admit, xy{p.T, p.AdmitRate})
 		answer = append(answer, xy{p.T, p.AnswerRate})
 	}
-	d.Charts = append(d.Charts, lineChart("Queue depth", "seconds since the window opened", "requests",
+	xLabel := "seconds since the " + strings.TrimSuffix(d.From, "ing") + "ed"
+	d.Charts = append(d.Charts, lineChart("Queue depth", xLabel, "requests",
 		[]lineSeries{{"waiting + in flight", colorBlue, depth}, {"in flight", colorGray, inflight}}))
-	d.Charts = append(d.Charts, lineChart("Admission answers, admissions and decisions per second", "seconds since the window opened", "per second",
-		[]lineSeries{{"answered/s (202 + 409)", colorBlue, answer}, {"admitted/s (202)", colorOrange, admit}, {"decided/s", colorGreen, drain}}))
+	admitted := "admitted/s (202)"
+	if rep.Prequeue != nil {
+		admitted = "drawn requests learned/s"
+	}
+	d.Charts = append(d.Charts, lineChart("Admission answers, admissions and decisions per second", xLabel, "per second",
+		[]lineSeries{{"answered/s (202 + 409)", colorBlue, answer}, {admitted, colorOrange, admit}, {"decided/s", colorGreen, drain}}))
 	var c []xy
 	for _, p := range rep.ResultCDF {
 		c = append(c, xy{p.X / 1000, p.P * 100})
 	}
-	d.Charts = append(d.Charts, lineChart("Time to result (CDF)", "seconds from admission to result", "% of requests",
+	from := "seconds from admission to result"
+	if rep.Prequeue != nil {
+		from = "seconds from reading the drawn request id to result"
+	}
+	d.Charts = append(d.Charts, lineChart("Time to result (CDF)", from, "% of requests",
 		[]lineSeries{{"decided within", colorBlue, c}}))
 	if err := reportTmpl.Execute(w, d); err != nil {
 		return fmt.Errorf("html report: %w", err)
 	}
 	return nil
+}
+
+// fmtCounts is "a 1, b 2" in key order ("none" when empty).
+func fmtCounts(m map[string]int64) string {
+	var parts []string
+	for _, kv := range sortedPairs(m) {
+		parts = append(parts, kv[0]+" "+kv[1])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtCPU(m map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+" "+fmtNum(m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

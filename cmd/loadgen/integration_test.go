@@ -135,6 +135,52 @@ func TestEngineWithWSHolders(t *testing.T) {
 	}
 }
 
+// TestEngineWithPrequeue runs the same with -prequeue: 300 students send
+// their carts into the pre-queue before the opening, the opening draws them,
+// and each student reads its outcome and follows its drawn requests. Every
+// pre-queued entry is drawn exactly once (admitted or refused), and the
+// laws hold for the drawn requests as for live ones.
+func TestEngineWithPrequeue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	rep := runEngineAgainstRealAPI(t, "-students", "300", "-prequeue", "2s")
+	p := rep.Prequeue
+	if p == nil {
+		t.Fatal("no prequeue section in the report")
+	}
+	t.Logf("prequeue: %+v", *p)
+	if p.Prequeued != rep.Requested || len(p.ErrorsByCode) != 0 || p.EntriesSent != rep.Requested {
+		t.Errorf("entries: %d sent, %d requested, %d prequeued, errors %v; want every entry prequeued",
+			p.EntriesSent, rep.Requested, p.Prequeued, p.ErrorsByCode)
+	}
+	if drawn, refused := p.Admitted, sum(p.RefusedByCode); drawn+refused != p.Prequeued || drawn == 0 {
+		t.Errorf("drawn %d + refused %d (%v) ≠ prequeued %d", drawn, refused, p.RefusedByCode, p.Prequeued)
+	}
+	if p.Undrawn != 0 || p.Missing != 0 || p.Unlearned != 0 || !p.accounted() {
+		t.Errorf("entries not accounted for: undrawn %d missing %d unlearned %d", p.Undrawn, p.Missing, p.Unlearned)
+	}
+	if p.State != "done" || p.TotalDrawn != p.Prequeued || p.Cursor != p.TotalDrawn || p.Students != 300 || p.ServerEntries != p.Prequeued {
+		t.Errorf("server: state %q, %d drawn (cursor %d), %d entries, %d students; want done, %d entries of 300 students",
+			p.State, p.TotalDrawn, p.Cursor, p.ServerEntries, p.Students, p.Prequeued)
+	}
+	if rep.Admitted != p.Admitted || rep.Lost != 0 || rep.Duplicated != 0 || rep.Unresolved != 0 {
+		t.Errorf("admitted %d (drawn %d), lost %d, duplicated %d, unresolved %d", rep.Admitted, p.Admitted, rep.Lost, rep.Duplicated, rep.Unresolved)
+	}
+	if rep.SoldOutEarly != p.RefusedByCode["sold_out"] {
+		t.Errorf("sold out early %d, refused by the draw %v", rep.SoldOutEarly, p.RefusedByCode)
+	}
+	if p.DrawS <= 0 || p.LearnedS <= 0 || p.Learners != 300 || p.OpenAttempts != 1 || p.OpenedAtS < 2 {
+		t.Errorf("draw_s %g, learned_s %g by %d students, %d open attempts, opened at %gs", p.DrawS, p.LearnedS, p.Learners, p.OpenAttempts, p.OpenedAtS)
+	}
+	if rep.AdmissionSpanS != p.DrawS || !strings.Contains(rep.Targets[0].Name, "draw") || rep.Targets[0].Value != p.DrawS {
+		t.Errorf("admission is the draw: span %g, target %+v, draw_s %g", rep.AdmissionSpanS, rep.Targets[0], p.DrawS)
+	}
+	if rep.PositionIncreases != 0 || rep.WS.UnknownFrames != 0 || rep.WS.BadFrames != 0 {
+		t.Errorf("position increases %d, ws %+v", rep.PositionIncreases, rep.WS)
+	}
+}
+
 // runEngineAgainstRealAPI runs loadgen with extra arguments and checks what
 // every such run must show.
 func runEngineAgainstRealAPI(t *testing.T, extra ...string) Report {

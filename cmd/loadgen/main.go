@@ -15,6 +15,9 @@
 // children dial, watch and reconnect, and hand every frame to loadgen, which
 // keeps all the bookkeeping (budget.go, wsholder.go).
 //
+// With -prequeue D the carts go into the pre-queue over D before the opening,
+// and the opening is the pre-queue's draw (prequeue.go).
+//
 // Bounded in count and time (-max-duration), loopback only, stops by itself.
 // The exit status is 1 when a law was broken, 2 when the run could not be
 // carried out.
@@ -94,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 	fs.IntVar(&cfg.WSMax, "ws-max", 0, "at most this many queue-ws connections (0: as many as the open-files limits of loadgen's processes, nginx and queue-ws allow)")
 	fs.IntVar(&cfg.WSProcs, "ws-procs", 0, "processes holding the queue-ws connections: 1 = loadgen itself; N > 1 = N child processes of loadgen (ws-holders), each within its own open-files limit; 0 = auto: loadgen itself while they fit its open-files limit, else as many ws-holders as they need")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "hold the open queue-ws sessions idle this long before the window opens and report the CPU every process used meanwhile (0: open at once)")
+	fs.DurationVar(&cfg.Prequeue, "prequeue", 0, "registration with the pre-queue (a lottery at the opening): open the pre-queue with the window closed, send the carts into it spread uniformly over this long (instead of -ramp/-shape), then open the window, which draws them; admission is that draw (0: off)")
 	fs.StringVar(&cfg.WSHolderBin, "ws-holder-bin", "", "loadgen binary started as the ws-holder children (default: this executable)")
 	fs.BoolVar(&cfg.Poll, "poll", true, "students without a queue-ws connection poll GET /requests/{id} for their decision (false: read their decisions from MariaDB at the end)")
 	fs.DurationVar(&cfg.WSGrace, "ws-grace", 3*time.Second, "wait this long for a result frame after the queue shows a request decided, then poll")
@@ -165,6 +169,9 @@ func validate(cfg config) error {
 	}
 	if cfg.WSProcs < 0 || cfg.WSProcs > maxWSProcs {
 		errs = append(errs, fmt.Errorf("-ws-procs must be 0..%d", maxWSProcs))
+	}
+	if cfg.Prequeue < 0 || cfg.Prequeue > 30*time.Minute {
+		errs = append(errs, errors.New("-prequeue must be within [0, 30m]"))
 	}
 	if cfg.Hold < 0 || cfg.Hold > 10*time.Minute {
 		errs = append(errs, errors.New("-hold must be within [0, 10m]"))
@@ -272,6 +279,9 @@ func summary(rep Report, dir string) string {
 		rep.AdmissionLatencyMS.P50, rep.AdmissionLatencyMS.P95, rep.AdmissionLatencyMS.P99, rep.AnswerSpanS, rep.AdmitRatePerS, rep.DrainRatePerS, rep.DecidedAfterLastAdmS)
 	fmt.Fprintf(&b, "  time to result p50/p99 %g/%g ms (queue-ws), peak connections %d, peak RSS MB %v\n",
 		rep.TimeToResultMS.P50, rep.TimeToResultMS.P99, rep.PeakConnections, rep.PeakRSSMB)
+	if rep.Prequeue != nil {
+		b.WriteString(prequeueLines(rep.Prequeue))
+	}
 	fmt.Fprintf(&b, "  laws: lost %d duplicated %d oversold %d fifo %d position increases %d mismatches %d unresolved %d verify{%s}\n",
 		rep.Lost, rep.Duplicated, rep.OversoldSections, rep.FIFOViolations, rep.PositionIncreases, rep.ResultMismatches, rep.Unresolved, rep.Verify)
 	for _, t := range rep.Targets {
@@ -372,6 +382,9 @@ func execute(parent context.Context, cfg config) (Report, error) {
 		Shape: cfg.Shape, Concurrency: cfg.Concurrency, PopularShare: cfg.PopularShare, PopularCount: cfg.PopularCount,
 		Cart: fmt.Sprintf("%d-%d", cfg.CartMin, cfg.CartMax), CancelRate: cfg.CancelRate, DropRate: cfg.DropRate,
 		WS: cfg.WS, WSShare: cfg.WSShare, Sources: cfg.Sources, Seed: cfg.Seed, Reset: cfg.Reset, WSVia: "off", Poll: cfg.Poll}
+	if cfg.Prequeue > 0 { // the arrivals are the pre-queue's
+		info.Ramp, info.Shape = cfg.Prequeue.String(), "uniform (pre-queue)"
+	}
 	if cfg.WS {
 		info.WSVia = cfg.BaseURL + " (nginx)"
 		if len(cfg.WSDirect) > 0 {
@@ -417,7 +430,7 @@ func execute(parent context.Context, cfg config) (Report, error) {
 		}
 	}
 	r.logf("plan: %d students, %d sections (%d popular), cart %d-%d, ramp %s %s, concurrency %d",
-		len(r.students), len(courses), min(cfg.PopularCount, len(courses)), cfg.CartMin, cfg.CartMax, cfg.Ramp, cfg.Shape, cfg.Concurrency)
+		len(r.students), len(courses), min(cfg.PopularCount, len(courses)), cfg.CartMin, cfg.CartMax, info.Ramp, info.Shape, cfg.Concurrency)
 
 	mctx, stopMonitor := context.WithCancel(ctx)
 	monitorDone := make(chan struct{})
@@ -431,15 +444,35 @@ func execute(parent context.Context, cfg config) (Report, error) {
 		r.holdIdle(ctx, cfg.Hold, &info)
 	}
 
-	if err := r.api.setWindow(ctx, admin, true); err != nil {
-		stopMonitor()
-		<-monitorDone
-		return Report{}, err
+	var pq *prequeueRun
+	if cfg.Prequeue > 0 {
+		// The burst goes into the pre-queue; the opening is the draw.
+		if pq, err = r.prequeueEntries(ctx, admin); err == nil {
+			err = r.openWithDraw(ctx, admin, pq)
+		}
+		if err != nil {
+			if pq != nil && pq.windowAt.IsZero() { // leave no pre-queue open behind a failed run
+				cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if _, cerr := r.api.setPrequeue(cctx, admin, false); cerr != nil {
+					r.logf("warning: %v", cerr)
+				}
+				ccancel()
+			}
+			stopMonitor()
+			<-monitorDone
+			return Report{}, err
+		}
+	} else {
+		if err := r.api.setWindow(ctx, admin, true); err != nil {
+			stopMonitor()
+			<-monitorDone
+			return Report{}, err
+		}
+		r.rss.sample()
+		r.rss.resetCPU()
+		r.openNs.Store(time.Now().UnixNano())
+		r.logf("window open: burst of %d students", len(r.students))
 	}
-	r.rss.sample()
-	r.rss.resetCPU()
-	r.openNs.Store(time.Now().UnixNano())
-	r.logf("window open: burst of %d students", len(r.students))
 
 	final := make(chan struct{})
 	pollDone := make(chan struct{})
@@ -449,8 +482,13 @@ func execute(parent context.Context, cfg config) (Report, error) {
 		r.pollLoop(pctx, final)
 	}()
 
-	r.burst(ctx)
-	r.logf("burst done: %d sent, %d admitted; waiting for every decision", r.c.sent.Load(), r.c.admitted.Load())
+	if pq != nil {
+		r.learn(ctx, pq)
+		r.logf("%d requests admitted by the draw; waiting for every decision", r.c.admitted.Load())
+	} else {
+		r.burst(ctx, r.openedAt())
+		r.logf("burst done: %d sent, %d admitted; waiting for every decision", r.c.sent.Load(), r.c.admitted.Load())
+	}
 
 	// Wait for every decision, and for cancels and drops in flight. Within
 	// the last 15% of the time budget, poll whatever is left.
@@ -562,6 +600,9 @@ wait:
 		FirstSent: r.c.firstSent.Load(), LastAdmitted: r.c.lastAdmitted.Load(), LastAnswered: r.c.lastAnswered.Load(),
 		PeakConns: max(peakConns, r.wsPeak.Load()), PeakWS: r.wsPeak.Load(), PeakHTTP: r.httpSocketsPeak.Load(),
 		RSS: peak, HWM: hwm, Procs: procs, CPU: r.rss.cpuSeconds(), Series: series, Duration: time.Since(r.start),
+	}
+	if pq != nil {
+		in.Prequeue = pq.report(r)
 	}
 	rep := assemble(in)
 	r.c.refusedMu.Unlock()

@@ -7,7 +7,7 @@ import (
 
 // point is one sample of the run's time series (one per second).
 type point struct {
-	T          float64 `json:"t"`           // seconds since the window opened
+	T          float64 `json:"t"`           // seconds since the window opened (-prequeue: since the pre-queue opened)
 	Sent       int64   `json:"sent"`        // enrollment requests sent
 	Answered   int64   `json:"answered"`    // admission answers (202 and refusals)
 	Admitted   int64   `json:"admitted"`    // 202s
@@ -46,7 +46,7 @@ func (r *run) monitor(ctx context.Context, every time.Duration) {
 			Sent: r.c.sent.Load(), Answered: r.c.answered.Load(), Admitted: r.c.admitted.Load(),
 			WSOpen: r.wsOpen.Load(), HTTPConns: r.httpSockets.Load(),
 		}
-		open := r.openedAt()
+		open := r.seriesZero()
 		if !open.IsZero() {
 			p.T = round3(time.Since(open).Seconds())
 		}

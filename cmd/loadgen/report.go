@@ -27,14 +27,14 @@ type Report struct {
 	Dropped          int64            `json:"dropped"`   // enrollments dropped afterwards
 
 	// Laws. All zero in a clean run.
-	Lost                   int64         `json:"lost"`       // admitted, no final decision in MariaDB
+	Lost                   int64         `json:"lost"`       // admitted, no final decision in MariaDB (-prequeue: and entries the draw missed)
 	Duplicated             int64         `json:"duplicated"` // an id admitted twice, or two result frames for one request
 	OversoldSections       int64         `json:"oversold_sections"`
 	FIFOViolations         int64         `json:"fifo_violations"`
 	PositionIncreases      int64         `json:"position_increases"`              // frames showing a higher position than the one before
 	PositionIncreasedReqs  int64         `json:"requests_with_position_increase"` // requests that saw at least one
 	ResultMismatches       int64         `json:"result_mismatches"`               // what the student was told ≠ MariaDB
-	Unresolved             int64         `json:"unresolved"`                      // admitted, loadgen never learned the decision
+	Unresolved             int64         `json:"unresolved"`                      // admitted, loadgen never learned the decision (-prequeue: or the entry's outcome)
 	Unacknowledged         int64         `json:"admitted_unacknowledged"`         // recorded by MariaDB, admission answer lost in transport
 	Verify                 verify.Report `json:"verify"`
 	LawsOK                 bool          `json:"laws_ok"`
@@ -66,6 +66,10 @@ type Report struct {
 	Actions actionsReport    `json:"actions"`
 
 	Baselines *Baselines `json:"baselines,omitempty"`
+
+	// -prequeue: the students' requests went into the pre-queue before the
+	// opening and admission was the draw at the opening (see its note).
+	Prequeue *prequeueReport `json:"prequeue,omitempty"`
 
 	Duration float64  `json:"duration"` // seconds, whole run
 	Targets  []Target `json:"targets"`
@@ -230,6 +234,7 @@ type assembleInput struct {
 	DBResults        bool  // decisions of unwatched requests come from MariaDB (no polling)
 	Unacknowledged   int64 // requests MariaDB recorded whose admission answer was lost
 	TransportRetries int64
+	Prequeue         *prequeueReport // -prequeue runs
 }
 
 var finalStatuses = map[string]bool{"enrolled": true, "rejected": true, "cancelled": true}
@@ -359,15 +364,15 @@ func assemble(in assembleInput) Report {
 		}
 	}
 
-	if m := rep.CPUSeconds; m != nil {
-		if total, ok := m["machine"]; ok {
-			var ours float64
-			for k, v := range m {
-				if k != "machine" && k != "other" {
-					ours += v
-				}
-			}
-			m["other"] = round1(max(total-ours, 0)) // kernel, and whatever else ran on the host
+	rep.CPUSeconds = withOther(rep.CPUSeconds)
+	if p := in.Prequeue; p != nil {
+		// Admission is the draw: its span is the opening call's.
+		rep.Prequeue = p
+		rep.Lost += p.Undrawn + p.Missing
+		rep.Unresolved += p.Unlearned
+		rep.AdmissionSpanS, rep.AdmitRatePerS = p.DrawS, 0
+		if p.DrawS > 0 {
+			rep.AdmitRatePerS = round1(float64(len(in.Recs)) / p.DrawS)
 		}
 	}
 	if in.Baselines != nil {
@@ -381,16 +386,42 @@ func assemble(in assembleInput) Report {
 	return rep
 }
 
+// withOther adds "other" to CPU seconds by process group that hold the
+// machine's: the machine's less every group's (the kernel, and whatever else
+// ran on the host). It changes and returns m.
+func withOther(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return m
+	}
+	if total, ok := m["machine"]; ok {
+		var ours float64
+		for k, v := range m {
+			if k != "machine" && k != "other" {
+				ours += v
+			}
+		}
+		m["other"] = round1(max(total-ours, 0))
+	}
+	return m
+}
+
 // targets are the issue's goals, measured on this run.
 func targets(rep Report, students int) []Target {
 	violations := float64(rep.Lost + rep.Duplicated + rep.OversoldSections + rep.FIFOViolations + rep.PositionIncreases +
 		rep.ResultMismatches + rep.Unresolved)
+	admission := Target{Name: fmt.Sprintf("%d students' requests answered at admission", students), Goal: "≤ 10 s",
+		Value: rep.AnswerSpanS, Unit: "s", Met: rep.Answered > 0 && rep.Answered == rep.Requested && rep.AnswerSpanS <= 10}
+	latency := "admission latency p99"
+	if p := rep.Prequeue; p != nil {
+		admission = Target{Name: fmt.Sprintf("%d students' requests admitted (-prequeue: admission is the draw at the opening, draw_s)", students),
+			Goal: "≤ 10 s", Value: p.DrawS, Unit: "s", Met: p.State == "done" && p.Prequeued > 0 && p.accounted() && p.DrawS <= 10}
+		latency = "admission latency p99 (-prequeue: the answer to a pre-queue entry)"
+	}
 	return []Target{
-		{Name: fmt.Sprintf("%d students' requests answered at admission", students), Goal: "≤ 10 s",
-			Value: rep.AnswerSpanS, Unit: "s", Met: rep.Answered > 0 && rep.Answered == rep.Requested && rep.AnswerSpanS <= 10},
+		admission,
 		{Name: "all admitted requests decided after the last admission", Goal: "≤ 30 s",
 			Value: rep.DecidedAfterLastAdmS, Unit: "s", Met: rep.Lost == 0 && rep.DecidedAfterLastAdmS <= 30},
-		{Name: "admission latency p99", Goal: "≤ 50 ms", Value: rep.AdmissionLatencyMS.P99, Unit: "ms",
+		{Name: latency, Goal: "≤ 50 ms", Value: rep.AdmissionLatencyMS.P99, Unit: "ms",
 			Met: rep.AdmissionLatencyMS.N > 0 && rep.AdmissionLatencyMS.P99 <= 50},
 		{Name: "lost + duplicated + oversold + FIFO violations + position increases + mismatches + unresolved",
 			Goal: "= 0", Value: violations, Unit: "", Met: violations == 0 && rep.Verify.OK()},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,80 @@ func TestParseSourceRange(t *testing.T) {
 		if _, err := parseSourceRange(bad); err == nil {
 			t.Errorf("parseSourceRange(%q): want an error", bad)
 		}
+	}
+}
+
+func TestParseFlagsPrequeue(t *testing.T) {
+	cfg, _, err := parseFlags(nil, io.Discard)
+	if err != nil || cfg.Prequeue != 0 {
+		t.Fatalf("defaults: prequeue %v, %v; want off", cfg.Prequeue, err)
+	}
+	cfg, _, err = parseFlags([]string{"-prequeue", "60s", "-students", "10"}, io.Discard)
+	if err != nil || cfg.Prequeue != time.Minute {
+		t.Fatalf("-prequeue 60s: %v, %v", cfg.Prequeue, err)
+	}
+	for _, bad := range []string{"-1s", "31m", "soon"} {
+		if _, _, err := parseFlags([]string{"-prequeue", bad}, io.Discard); err == nil {
+			t.Errorf("-prequeue %s accepted", bad)
+		}
+	}
+	// The pre-queue's arrivals are spread uniformly over it, whatever -shape.
+	toks := make([]students.Token, 400)
+	for i := range toks {
+		toks[i] = students.Token{StudentID: int64(i + 1)}
+	}
+	cfg.Shape, cfg.Ramp = "step", 0
+	var early int
+	for _, st := range planStudents(cfg, toks, []int64{1, 2, 3, 4}) {
+		if st.offset < 0 || st.offset >= time.Minute || len(st.pre) != len(st.cart) {
+			t.Fatalf("offset %v, pre %v, cart %v", st.offset, st.pre, st.cart)
+		}
+		if st.offset < 30*time.Second {
+			early++
+		}
+	}
+	if early < 150 || early > 250 {
+		t.Errorf("%d of 400 arrivals in the first half of the pre-queue, want about 200", early)
+	}
+}
+
+func TestAssemblePrequeue(t *testing.T) {
+	recs := []recView{{ID: 7, Ticket: 7, AdmittedAt: ms(10), ResultAt: ms(60), Status: "enrolled", Source: srcWS, WSResults: 1, Watched: true}}
+	rows := map[int64]dbRow{7: {ID: 7, Status: "enrolled", CreatedAt: time.Unix(0, 0), DecidedAt: sql.NullTime{Time: time.Unix(1, 0), Valid: true}}}
+	pq := func(mod func(*prequeueReport)) *prequeueReport {
+		p := &prequeueReport{Prequeued: 3, State: "done", DrawS: 0.5, TotalDrawn: 3, Admitted: 1, RefusedByCode: map[string]int64{"sold_out": 2}}
+		if mod != nil {
+			mod(p)
+		}
+		return p
+	}
+	in := assembleInput{Info: runInfo{Students: 2}, Recs: recs, Rows: rows, Requested: 3, Answered: 3, Latencies: []float64{2, 3, 4},
+		Refused: map[string]int64{"sold_out": 2}, FirstSent: ms(0), LastAnswered: ms(2000), Prequeue: pq(nil)}
+	rep := assemble(in)
+	if !rep.LawsOK || rep.AdmissionSpanS != 0.5 || rep.AdmitRatePerS != 2 || rep.SoldOutEarly != 2 || rep.AnswerSpanS != 2 {
+		t.Errorf("clean pre-queue run: laws %v, admission span %g, admit rate %g, sold out %d, answer span %g",
+			rep.LawsOK, rep.AdmissionSpanS, rep.AdmitRatePerS, rep.SoldOutEarly, rep.AnswerSpanS)
+	}
+	if tg := rep.Targets[0]; !strings.Contains(tg.Name, "2 students' requests admitted") || tg.Value != 0.5 || !tg.Met {
+		t.Errorf("admission target: %+v", tg)
+	}
+	// The draw missed an entry, and took too long.
+	in.Prequeue = pq(func(p *prequeueReport) { p.Undrawn, p.RefusedByCode, p.DrawS = 1, map[string]int64{"sold_out": 1}, 12 })
+	rep = assemble(in)
+	if rep.LawsOK || rep.Lost != 1 || rep.Targets[0].Met {
+		t.Errorf("undrawn entry: laws %v, lost %d, target %+v", rep.LawsOK, rep.Lost, rep.Targets[0])
+	}
+	raw, _ := json.Marshal(rep)
+	var buf bytes.Buffer
+	if err := writeHTML(&buf, rep, raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Pre-queue: admission is the draw at the opening", "draw_s", "learned_s", "seconds since the pre-queue opened"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+	if s := summary(rep, "x"); !strings.Contains(s, "admission is the draw at the opening") || !strings.Contains(s, "NOT all accounted") {
+		t.Errorf("summary:\n%s", s)
 	}
 }
