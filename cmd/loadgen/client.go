@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -217,11 +218,24 @@ type drawStatus struct {
 	Students  int64     `json:"students"`
 	Entries   int64     `json:"entries"`
 	State     string    `json:"state"`
-	Seed      uint64    `json:"seed"`
+	Seed      drawSeed  `json:"seed"`
 	Total     int64     `json:"total"`
 	Cursor    int64     `json:"cursor"`
 	StartedAt time.Time `json:"started_at"`
 	DoneAt    time.Time `json:"done_at"`
+}
+
+// drawSeed is the draw's seed: a JSON string (the API's, since JavaScript
+// numbers cannot hold every uint64) or a number.
+type drawSeed uint64
+
+func (d *drawSeed) UnmarshalJSON(b []byte) error {
+	v, err := strconv.ParseUint(strings.Trim(string(b), `"`), 10, 64)
+	if err != nil {
+		return fmt.Errorf("draw seed %s: %w", b, err)
+	}
+	*d = drawSeed(v)
+	return nil
 }
 
 func (a *api) setPrequeue(ctx context.Context, adminToken string, open bool) (drawStatus, error) {

@@ -335,7 +335,7 @@ func (pq *prequeueRun) report(r *run) *prequeueReport {
 	p := &prequeueReport{Note: prequeueNote, DurationS: round3(r.cfg.Prequeue.Seconds()), Arrivals: "uniform",
 		EntriesSent: r.c.sent.Load(), Prequeued: r.c.prequeued.Load(), ErrorsByCode: pq.errs, EntriesSpanS: pq.spanS,
 		Students: st.Students, ServerEntries: st.Entries, TotalDrawn: st.Total, Cursor: st.Cursor, State: st.State,
-		Seed: st.Seed, DrawStartedAt: st.StartedAt, DrawDoneAt: st.DoneAt, DrawS: round3(pq.drawDur.Seconds()),
+		Seed: uint64(st.Seed), DrawStartedAt: st.StartedAt, DrawDoneAt: st.DoneAt, DrawS: round3(pq.drawDur.Seconds()),
 		OpenAttempts: pq.attempts, LearnedS: pq.learnedS(r.start), Learners: pq.learners.Load(),
 		Admitted: pq.drawn.Load(), RefusedByCode: pq.refusedSnapshot(), Undrawn: pq.undrawn.Load(),
 		Missing: pq.missing.Load(), Unlearned: pq.unlearned.Load(), Unacknowledged: pq.unknownFound.Load(),

@@ -357,3 +357,16 @@ func TestAssemblePrequeue(t *testing.T) {
 		t.Errorf("summary:\n%s", s)
 	}
 }
+
+func TestDrawSeed(t *testing.T) {
+	for _, raw := range []string{`{"seed":"18446744073709551615"}`, `{"seed":18446744073709551615}`} {
+		var st drawStatus
+		if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Seed != 18446744073709551615 {
+			t.Errorf("%s: seed %d, %v", raw, st.Seed, err)
+		}
+	}
+	var st drawStatus
+	if err := json.Unmarshal([]byte(`{"seed":"x"}`), &st); err == nil {
+		t.Error("a bad seed was accepted")
+	}
+}
