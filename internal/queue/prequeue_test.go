@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -164,12 +165,17 @@ func TestDrawOrder(t *testing.T) {
 	prequeueAll(t, q, carts)
 	ctx := context.Background()
 
-	var openingErrs, batches int
+	var openingErrs, batches, popped int
 	st, err := q.Draw(ctx, 42, func(done, total int64) {
 		batches++
 		if _, err := q.Admit(ctx, students+1, 1); errors.Is(err, enroll.ErrOpening) {
 			openingErrs++
 		}
+		rs, err := q.Pop(ctx, 10, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		popped += len(rs)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +186,9 @@ func TestDrawOrder(t *testing.T) {
 	}
 	if openingErrs != batches {
 		t.Errorf("arrivals during the draw: %d of %d told the window is opening", openingErrs, batches)
+	}
+	if popped != 0 {
+		t.Errorf("%d requests popped during the draw, want 0 (the drain waits for the line to be formed)", popped)
 	}
 
 	got := outcomes(t, q, students)
@@ -233,6 +242,11 @@ func TestDrawOrder(t *testing.T) {
 	}
 	if st, _ := q.Stats(ctx); st.Pending != int64(entries)+1 {
 		t.Errorf("pending = %d, want %d", st.Pending, entries+1)
+	}
+	// The drain serves the line from its first ticket once the draw is done.
+	rs, err := q.Pop(ctx, 3, time.Minute)
+	if err != nil || len(rs) != 3 || rs[0].Ticket != 1 {
+		t.Fatalf("pop after the draw = %v, %v; want tickets 1..3", rs, err)
 	}
 }
 

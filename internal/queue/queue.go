@@ -96,7 +96,7 @@ func parseRecord(id int64, rec string) (enroll.Request, error) {
 // returns them in ticket order.
 func (q *Redis) Pop(ctx context.Context, n int, lease time.Duration) ([]enroll.Request, error) {
 	k := q.keys
-	res, err := popScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req()}, n, lease.Milliseconds()).Slice()
+	res, err := popScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req(), k.Draw()}, n, lease.Milliseconds()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("pop %d: %w", n, err)
 	}

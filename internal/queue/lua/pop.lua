@@ -2,13 +2,22 @@
 -- the in-flight set with a lease deadline; nothing is removed from the queue's
 -- books (req, pending) until ack.lua runs after the decision is committed.
 --
+-- While the pre-queue's draw runs, nothing is popped: the line is formed
+-- first (the draw then has Redis and the CPU to itself and ends sooner), and
+-- served from the first ticket as soon as it is.
+--
 -- KEYS[1] waiting  zset  request id -> ticket
 -- KEYS[2] inflight zset  request id -> lease deadline (ms, Redis clock)
 -- KEYS[3] req      hash  request id -> "student:course:admitted_ms:flag"
+-- KEYS[4] draw     hash  the pre-queue's draw (state)
 -- ARGV[1] batch size, ARGV[2] lease in ms
 --
 -- Returns a flat array {id1, record1, id2, record2, ...}; record is false when
 -- the request's record is missing (then the caller acks it as unknown).
+local state = redis.call('HGET', KEYS[4], 'state')
+if state == 'listing' or state == 'drawing' then
+  return {}
+end
 local items = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
 if #items == 0 then
   return {}
