@@ -20,7 +20,7 @@ echo "==> redis-benchmark: EVALSHA admit.lua, $N calls, $C clients"
 out=$(redis-benchmark -h 127.0.0.1 -p 6379 -n "$N" -c "$C" -r 1000000000 -q \
   EVALSHA "$SHA" 17 "${K}open" "${K}seq" "${K}waiting" "${K}pending" "${K}req" "${K}dup" "${K}seats" "${K}pcount" "${K}stats" \
   "${K}preopen" "${K}prestu" "${K}draw" \
-  "${K}enr:__rand_int__" "${K}rl:__rand_int__" "${K}mine:__rand_int__" "${K}rl:__rand_int__" "${K}pre:__rand_int__" 0 1000 86400000 -1 15 __rand_int__ 7 0 0 2>&1 | tr '\r' '\n' | grep -E 'requests per second' | tail -1)
+  "${K}enr:__rand_int__" "${K}rl:__rand_int__" "${K}mine:__rand_int__" "${K}rl:__rand_int__" "${K}pre:__rand_int__" 0 1000 86400000 -1 15 "${K}notices" __rand_int__ 7 0 0 2>&1 | tr '\r' '\n' | grep -E 'requests per second' | tail -1)
 echo "$out"
 floor=$(echo "$out" | grep -oE '[0-9.]+ requests per second' | awk '{print $1}')
 admitted=$(cli HGET "${K}stats" admitted)

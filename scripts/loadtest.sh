@@ -72,13 +72,14 @@ if ((baselines)); then
   # twelve shared keys, then the request's enr, rl, mine, ip and pre keys (the
   # student's keys get a random suffix; ip = rl since the address budget is
   # off), ARGV: student rate limit 0 (off), window, request-set expiry, draw
-  # cursor -1 (not a draw), pre-queue cap, then student (random), course 1,
+  # cursor -1 (not a draw), pre-queue cap, notices channel (draws only), then
+  # student (random), course 1,
   # address limit 0, window. Every call admits a new student into course 1,
   # the path a real admission takes.
   keys=("${p}open" "${p}seq" "${p}waiting" "${p}pending" "${p}req" "${p}dup" "${p}seats" "${p}pcount" "${p}stats"
     "${p}preopen" "${p}prestu" "${p}draw"
     "${p}enr:__rand_int__" "${p}rl:__rand_int__" "${p}mine:__rand_int__" "${p}rl:__rand_int__" "${p}pre:__rand_int__")
-  argv=(0 1000 86400000 -1 15 __rand_int__ 1 0 0)
+  argv=(0 1000 86400000 -1 15 "${p}notices" __rand_int__ 1 0 0)
   redis-benchmark -h "$RH" -p "$RP" -n 200000 -c 50 -r 100000000 --csv \
     EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" "${argv[@]}" >"$out/redis-benchmark.csv"
   admitted=$(redis-cli -h "$RH" -p "$RP" hget "${p}stats" admitted)

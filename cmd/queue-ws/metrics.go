@@ -51,6 +51,7 @@ func (m *metrics) watch(e *positions.Engine) {
 	counter(frames, framesHelp, prometheus.Labels{"type": "result"}, func(s positions.Stats) int64 { return s.ResultFrames })
 	counter(frames, framesHelp, prometheus.Labels{"type": "error"}, func(s positions.Stats) int64 { return s.ErrorFrames })
 	counter(frames, framesHelp, prometheus.Labels{"type": "opened"}, func(s positions.Stats) int64 { return s.OpenedFrames })
+	counter(frames, framesHelp, prometheus.Labels{"type": "drawn"}, func(s positions.Stats) int64 { return s.DrawnFrames })
 	gauge("enrollq_ws_draw_waiters", "Sessions waiting for the pre-queue's draw (they get an opened frame).",
 		func(s positions.Stats) float64 { return float64(s.DrawWaiters) })
 	counter("enrollq_ws_dropped_positions_total", "Position frames skipped because a session's buffer was full.", nil,

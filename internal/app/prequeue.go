@@ -146,7 +146,7 @@ func (s *Service) PrequeueItems(ctx context.Context, c auth.Claims) ([]PrequeueI
 		case e.Ticket > 0:
 			it.Status, it.RequestID = "drawn", e.Ticket
 		default:
-			it.Status, it.Error = "refused", refusal(e.Code)
+			it.Status, it.Error = "refused", queue.RefusalCode(e.Code)
 		}
 		out[i] = it
 	}
@@ -154,19 +154,4 @@ func (s *Service) PrequeueItems(ctx context.Context, c auth.Claims) ([]PrequeueI
 		return nil, err
 	}
 	return out, nil
-}
-
-// refusal names admit.lua's refusal codes as the API's error codes.
-func refusal(code int64) string {
-	switch code {
-	case -3:
-		return "already_queued"
-	case -4:
-		return "already_enrolled"
-	case -5:
-		return "unknown_course"
-	case -6:
-		return "sold_out"
-	}
-	return "refused"
 }

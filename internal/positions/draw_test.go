@@ -3,8 +3,12 @@ package positions
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
 )
 
 // TestAwaitDraw: sessions that sent {"type":"draw"} get one "opened" frame
@@ -96,5 +100,85 @@ func mustUnmarshal(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", b, err)
+	}
+}
+
+// TestDrawnFrames: during a real draw, a waiting page gets a drawn frame for
+// each of its student's entries (the request to watch, or the refusal), and
+// nothing about other students' entries.
+func TestDrawnFrames(t *testing.T) {
+	checkGoroutines(t)
+	b := setupLine(t)
+	if err := b.q.Reconcile(b.ctx, []enroll.SeatCount{{ID: 5, Capacity: 0, Open: true}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.q.SetOpen(b.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.q.SetPrequeue(b.ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for s := int64(1); s <= 3; s++ {
+		for _, c := range []int64{1, 5} {
+			if a, err := b.q.Admit(b.ctx, s, c); err != nil || !a.Prequeued {
+				t.Fatalf("pre-queue %d/%d: %+v %v", s, c, a, err)
+			}
+		}
+	}
+	e := New(Config{Line: b.q, Redis: b.rdb, Keys: b.q.Keys(), Tick: time.Hour})
+	ctx, stop := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	go func() { e.RunEvents(ctx); close(done) }()
+	defer func() { stop(); <-done }()
+	waitFor(t, func() bool { return e.Stats().Subscribed })
+	sink := &recSink{}
+	s := e.Open(2, sink)
+	defer s.Close()
+	s.AwaitDraw(b.ctx)
+
+	if _, err := b.q.Draw(b.ctx, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return e.Stats().DrawnFrames == 2 })
+	es, err := b.q.Prequeued(b.ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]string{}
+	for _, en := range es {
+		if en.Ticket > 0 {
+			want[en.CourseID] = fmt.Sprint("request ", en.Ticket)
+		} else {
+			want[en.CourseID] = "error " + queue.RefusalCode(en.Code)
+		}
+	}
+	got := map[int64]string{}
+	for _, raw := range sink.raw {
+		var f struct {
+			Type      string `json:"type"`
+			CourseID  int64  `json:"course_id"`
+			RequestID int64  `json:"request_id"`
+			Error     string `json:"error"`
+		}
+		mustUnmarshal(t, raw, &f)
+		if f.Type != "drawn" {
+			t.Fatalf("frame %s before the opening", raw)
+		}
+		if f.RequestID > 0 {
+			got[f.CourseID] = fmt.Sprint("request ", f.RequestID)
+		} else {
+			got[f.CourseID] = "error " + f.Error
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || want[5] != "error sold_out" {
+		t.Fatalf("drawn frames %v, want %v (course 5 sold out)", got, want)
+	}
+	// Still waiting: the opened frame ends it.
+	if err := b.q.PublishOpened(b.ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return e.Stats().OpenedFrames == 1 })
+	if n := e.Stats().DrawWaiters; n != 0 {
+		t.Fatalf("draw waiters %d, want 0", n)
 	}
 }

@@ -146,7 +146,8 @@ type Engine struct {
 	wakeDisc chan struct{}
 
 	drawMu      sync.Mutex
-	drawWaiters map[*Session]struct{} // sessions waiting for the window to open
+	drawWaiters map[int64]map[*Session]struct{} // student → sessions waiting for the draw
+	nWaiters    int
 
 	sessions atomic.Int64
 	watches  atomic.Int64
@@ -159,7 +160,7 @@ type counters struct {
 	ticks, tickErrors                         atomic.Int64
 	events, unknownEvents                     atomic.Int64
 	safetyNetResults, pubsubReconnects        atomic.Int64
-	discovered, openedFrames                  atomic.Int64
+	discovered, openedFrames, drawnFrames     atomic.Int64
 }
 
 type shard struct {
@@ -221,7 +222,7 @@ func New(cfg Config) *Engine {
 		disc:     map[int64][]*Session{},
 		wakeDisc: make(chan struct{}, 1),
 
-		drawWaiters: map[*Session]struct{}{},
+		drawWaiters: map[int64]map[*Session]struct{}{},
 	}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]*entry{}
@@ -499,6 +500,7 @@ type Stats struct {
 	PubSubReconnects int64   // times the events subscription was re-established
 	Discovered       int64   // watches found by the discovery scan
 	OpenedFrames     int64   // opened frames sent to sessions waiting for the draw
+	DrawnFrames      int64   // drawn frames (a pre-queue entry's outcome) sent
 	DrawWaiters      int     // sessions waiting for the draw now
 	DrainRate        float64 // decisions per second (0: unknown)
 	Subscribed       bool    // the events subscription is up
@@ -527,6 +529,7 @@ func (e *Engine) Stats() Stats {
 		PubSubReconnects: e.st.pubsubReconnects.Load(),
 		Discovered:       e.st.discovered.Load(),
 		OpenedFrames:     e.st.openedFrames.Load(),
+		DrawnFrames:      e.st.drawnFrames.Load(),
 		DrawWaiters:      e.drawWaiterCount(),
 		DrainRate:        e.currentRate(),
 		Subscribed:       e.subscribed.Load(),
@@ -562,5 +565,5 @@ func sleep(ctx context.Context, d time.Duration) {
 func (e *Engine) drawWaiterCount() int {
 	e.drawMu.Lock()
 	defer e.drawMu.Unlock()
-	return len(e.drawWaiters)
+	return e.nWaiters
 }

@@ -106,37 +106,117 @@ func (e *Engine) HandleEvents(payload []byte) {
 	e.st.unknownEvents.Add(unknown)
 }
 
-// HandleNotice handles one notices message: an opened notice (see
-// queue.Opened) goes, as it is, to every session waiting for the draw.
+// HandleNotice handles one notices message: a drawn notice (a batch of the
+// pre-queue's draw, see admit.lua) gives each entry's outcome to its
+// student's sessions waiting for the draw; an opened notice (see
+// queue.Opened) goes, as it is, to every session waiting, and ends their
+// wait.
 func (e *Engine) HandleNotice(payload []byte) {
 	var n struct {
-		Type string `json:"type"`
+		Type    string     `json:"type"`
+		Entries [][3]int64 `json:"e"`
 	}
-	if err := json.Unmarshal(payload, &n); err != nil || n.Type != "opened" {
+	if err := json.Unmarshal(payload, &n); err != nil {
 		e.log.Error("positions: bad notice", "err", err, "bytes", len(payload))
 		return
 	}
-	e.releaseDrawWaiters(nil, payload)
+	switch n.Type {
+	case "opened":
+		e.releaseDrawWaiters(nil, payload)
+	case "drawn":
+		e.tellDrawn(n.Entries)
+	default:
+		e.log.Error("positions: unknown notice", "type", n.Type)
+	}
+}
+
+// drawnFrame is what a waiting page is told of one drawn entry.
+type drawnFrame struct {
+	Type      string `json:"type"` // "drawn"
+	CourseID  int64  `json:"course_id"`
+	RequestID int64  `json:"request_id,omitempty"` // admitted: the request, to watch
+	Error     string `json:"error,omitempty"`      // refused: sold_out, already_enrolled, ...
+}
+
+// tellDrawn sends each entry [student, course, ticket or -code] to the
+// student's sessions waiting for the draw here (most students have none on
+// this instance).
+func (e *Engine) tellDrawn(entries [][3]int64) {
+	for _, en := range entries {
+		e.drawMu.Lock()
+		ss := make([]*Session, 0, len(e.drawWaiters[en[0]]))
+		for s := range e.drawWaiters[en[0]] {
+			ss = append(ss, s)
+		}
+		e.drawMu.Unlock()
+		if len(ss) == 0 {
+			continue
+		}
+		f := drawnFrame{Type: "drawn", CourseID: en[1]}
+		if en[2] > 0 {
+			f.RequestID = en[2]
+		} else {
+			f.Error = queue.RefusalCode(en[2])
+		}
+		b, _ := json.Marshal(f)
+		for _, s := range ss {
+			if s.sink.Send(b, false) {
+				e.st.drawnFrames.Add(1)
+			}
+		}
+	}
+}
+
+func (e *Engine) addDrawWaiter(s *Session) {
+	e.drawMu.Lock()
+	defer e.drawMu.Unlock()
+	m := e.drawWaiters[s.student]
+	if m == nil {
+		m = map[*Session]struct{}{}
+		e.drawWaiters[s.student] = m
+	}
+	if _, ok := m[s]; !ok {
+		m[s] = struct{}{}
+		e.nWaiters++
+	}
+}
+
+// removeDrawWaiter ends s's wait; it reports whether s was waiting.
+func (e *Engine) removeDrawWaiter(s *Session) bool {
+	e.drawMu.Lock()
+	defer e.drawMu.Unlock()
+	m := e.drawWaiters[s.student]
+	if _, ok := m[s]; !ok {
+		return false
+	}
+	delete(m, s)
+	if len(m) == 0 {
+		delete(e.drawWaiters, s.student)
+	}
+	e.nWaiters--
+	return true
 }
 
 // releaseDrawWaiters sends frame to the sessions waiting for the draw (all
-// of them, or only s when s is not nil) and stops their waiting. A session
-// gets the frame at most once.
+// of them, or only s when s is not nil) and ends their wait. A session gets
+// the frame at most once.
 func (e *Engine) releaseDrawWaiters(only *Session, frame []byte) {
-	e.drawMu.Lock()
 	var ss []*Session
 	if only != nil {
-		if _, ok := e.drawWaiters[only]; ok {
-			delete(e.drawWaiters, only)
+		if e.removeDrawWaiter(only) {
 			ss = append(ss, only)
 		}
 	} else {
-		for s := range e.drawWaiters {
-			ss = append(ss, s)
+		e.drawMu.Lock()
+		for _, m := range e.drawWaiters {
+			for s := range m {
+				ss = append(ss, s)
+			}
 		}
 		clear(e.drawWaiters)
+		e.nWaiters = 0
+		e.drawMu.Unlock()
 	}
-	e.drawMu.Unlock()
 	for _, s := range ss {
 		if s.sink.Send(frame, false) {
 			e.st.openedFrames.Add(1)

@@ -203,10 +203,10 @@ func (s *Session) HandleMessage(ctx context.Context, msg []byte) {
 	}
 }
 
-// AwaitDraw asks for an {"type":"opened"} frame when the window opens (a
-// page with pre-queue entries waits for their draw): the frame comes once,
-// from the notice published after the draw, or at once if the window is
-// open already.
+// AwaitDraw asks for the pre-queue's outcomes (a page with pre-queue
+// entries waits for their draw): a {"type":"drawn"} frame for each of the
+// student's entries as the draw reaches it, then one {"type":"opened"} frame
+// when the window opens (at once if it is open already).
 func (s *Session) AwaitDraw(ctx context.Context) {
 	e := s.e
 	if e.cfg.Redis == nil {
@@ -217,9 +217,7 @@ func (s *Session) AwaitDraw(ctx context.Context) {
 		s.mu.Unlock()
 		return
 	}
-	e.drawMu.Lock()
-	e.drawWaiters[s] = struct{}{}
-	e.drawMu.Unlock()
+	e.addDrawWaiter(s)
 	s.mu.Unlock()
 	open, err := e.cfg.Redis.Get(ctx, e.cfg.Keys.Open()).Result()
 	if err == nil && open == "1" {
@@ -241,9 +239,7 @@ func (s *Session) Close() {
 		return
 	}
 	s.closed = true
-	s.e.drawMu.Lock()
-	delete(s.e.drawWaiters, s)
-	s.e.drawMu.Unlock()
+	s.e.removeDrawWaiter(s)
 	ids := make([]int64, 0, s.active)
 	for id, st := range s.ids {
 		if st != stResolved {

@@ -93,12 +93,12 @@ func (q *Redis) runAdmit(ctx context.Context, batch []admitReq, cursor int64) ([
 	keys := make([]string, 0, 12+5*len(batch))
 	keys = append(keys, k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats(),
 		k.PreOpen(), k.PreStudents(), k.Draw())
-	args := make([]any, 0, 5+4*len(batch))
+	args := make([]any, 0, 6+4*len(batch))
 	limit := q.RateLimit
 	if cursor >= 0 {
 		limit = 0 // the draw's entries were counted when they were pre-queued
 	}
-	args = append(args, limit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds(), cursor, PrequeueMax)
+	args = append(args, limit, q.RateWindow.Milliseconds(), (24 * time.Hour).Milliseconds(), cursor, PrequeueMax, k.Notices())
 	for _, c := range batch {
 		rl := k.RateLimit(c.student)
 		ipKey, ipN, ipWindow := rl, 0, int64(0)

@@ -341,3 +341,19 @@ func (q *Redis) PublishOpened(ctx context.Context, students int64) error {
 	}
 	return nil
 }
+
+// RefusalCode names a refusal code of admit.lua (a drawn entry's outcome)
+// as the API's error code.
+func RefusalCode(code int64) string {
+	switch code {
+	case -3:
+		return "already_queued"
+	case -4:
+		return "already_enrolled"
+	case -5:
+		return "unknown_course"
+	case -6:
+		return "sold_out"
+	}
+	return "refused"
+}

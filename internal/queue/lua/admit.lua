@@ -43,7 +43,9 @@
 -- ARGV[3] expiry of the student's request set (and drawn pre hash) in ms
 -- ARGV[4] the draw's cursor this batch starts at (-1: not a draw)
 -- ARGV[5] most pre-queue entries per student
--- Per request i, at ARGV[5 + 4(i-1) + 1..4]:
+-- ARGV[6] (draw) the notices channel: the batch's outcomes are published on
+--         it as {"type":"drawn","e":[[student, course, ticket or -code], ...]}
+-- Per request i, at ARGV[6 + 4(i-1) + 1..4]:
 --   student id, course id, per-IP limit (0 = off or exempt), per-IP window in ms
 --
 -- Returns 3 integers per request, {code, a, b}:
@@ -60,7 +62,7 @@
 --   {-9, limit, 0}        the student's pre-queue entries are at the limit
 --   {-10, cursor, 0}      (draw) the cursor is not ARGV[4]: nothing was done
 --   {-11, 0, 0}           window closed, the pre-queue's draw is running
-local NK, NA = 12, 5
+local NK, NA = 12, 6
 local n = (#ARGV - NA) / 4
 local out = {}
 local function all(code, a)
@@ -184,6 +186,7 @@ local function admit(k, a)
 end
 
 local base_ahead, first_ticket = nil, nil
+local drawn = {}
 for i = 1, n do
   local k, a = NK + 5 * (i - 1), NA + 4 * (i - 1)
   local code, x, b = limited(k, a)
@@ -203,6 +206,11 @@ for i = 1, n do
     end
     redis.call('HSET', KEYS[k + 5], ARGV[a + 2], state)
     redis.call('PEXPIRE', KEYS[k + 5], mine_ttl)
+    local v = x
+    if code ~= 1 then
+      v = code
+    end
+    drawn[i] = {tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), v}
   end
   if code == 1 then
     if not base_ahead then
@@ -218,6 +226,7 @@ for i = 1, n do
 end
 if drawing then
   redis.call('HINCRBY', KEYS[12], 'cursor', n)
+  redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'drawn', e = drawn}))
 end
 if admitted > 0 then
   redis.call('HINCRBY', KEYS[9], 'admitted', admitted)
