@@ -736,9 +736,9 @@ func TestPrequeueLottery(t *testing.T) {
 	}
 
 	// The scheduler is not running: the drawn request waits at position 1.
-	// The screen learns of the draw from queue-ws's opened frame (its
-	// fallback read comes only after 60–120 s with a socket), reads it and
-	// watches it live.
+	// The screen learns each entry's outcome from queue-ws's drawn frames
+	// (else from one read after the opened frame; its fallback read comes
+	// only after 60–120 s with a socket) and watches the request live.
 	run(t, student, "drawn request, live",
 		within(20*time.Second, chromedp.WaitVisible(chromedp.CSS(item+`[data-status="queued"] .queue-pos`))),
 		waitText(item+" .queue-pos", "1"),

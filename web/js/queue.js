@@ -16,6 +16,8 @@
 // socket died silently). Once drawn, an entry is an ordinary request and is
 // watched like any other; an entry refused at the draw stays listed with the
 // reason.
+// While the draw runs, queue-ws tells the page each entry's outcome as it is
+// drawn ("drawn" frames): a page told of every entry needs no read at all.
 import { api } from './api.js';
 
 const KEY = 'eq.tracked';
@@ -129,6 +131,7 @@ export const tracker = {
       try { m = JSON.parse(ev.data); } catch (_) { return; }
       if (m.type === 'position') this.update(m.request_id, { position: m.position, ahead: m.ahead, eta: m.eta_seconds });
       else if (m.type === 'result') this.update(m.request_id, { status: m.status, reason: m.reason || '', position: 0 });
+      else if (m.type === 'drawn') this.drawn(m);
       else if (m.type === 'opened') this.opened(m.spread_ms || 1000);
     };
     ws.onerror = () => {};
@@ -184,8 +187,24 @@ export const tracker = {
     this.connect(u);
   },
 
-  // opened: the window opened, so the entries were drawn; read them after a
-  // random part of spread_ms and follow the drawn requests.
+  // drawn applies one entry's outcome from the draw: a request to follow,
+  // or the refusal.
+  drawn(m) {
+    const it = this.list.find((x) => x.pre && x.status === 'prequeued' && x.course_id === m.course_id);
+    if (!it) return;
+    if (m.request_id) {
+      Object.assign(it, { request_id: m.request_id, status: 'queued', pre: false });
+      this.save();
+      this.follow([m.request_id]);
+    } else {
+      Object.assign(it, { status: 'error', reason: m.error || 'refused' });
+      this.save();
+    }
+  },
+
+  // opened: the window opened, so every entry was drawn; if one is still
+  // waiting here (no drawn frame came for it), read them after a random
+  // part of spread_ms and follow the drawn requests.
   opened(spreadMs) {
     if (!this.waitingDraw().length) return;
     clearTimeout(this.drawTimer);
