@@ -98,8 +98,9 @@ type student struct {
 	idx     int32
 	tok     students.Token
 	cart    []int64
-	cancel  []bool  // per cart item: leave the line after admission
-	pre     []uint8 // per cart item, -prequeue: preEntered, preUnknown (written by fire, read after the burst)
+	cancel  []bool    // per cart item: leave the line after admission
+	pre     []uint8   // per cart item, -prequeue: preEntered, preUnknown (written by fire, read after the burst)
+	pl      *preLearn // -prequeue, a student with entries: what it knows of their outcomes (prepareLearn)
 	offset  time.Duration
 	withWS  bool
 	drop    bool
@@ -125,6 +126,9 @@ type run struct {
 	// With -prequeue, when the pre-queue opened: the series and the CPU
 	// figures count from here (seriesZero); 0 otherwise.
 	seriesNs atomic.Int64
+	// With -prequeue, the pre-queue phase, once the students wait for the
+	// draw (prepareLearn): drawn and opened frames apply to it.
+	pq atomic.Pointer[prequeueRun]
 
 	api *api
 	src *sourceAddrs

@@ -10,6 +10,8 @@ import (
 // {"type":"position","request_id":N,"position":N,"ahead":N,"eta_seconds":N}
 // {"type":"result","request_id":N,"status":"...","reason":"..."}
 // {"type":"error","request_id":N,"code":"..."}
+// {"type":"drawn","course_id":N,"request_id":N} or {"type":"drawn","course_id":N,"error":"..."}
+// {"type":"opened","students":N,"spread_ms":N,"ts":N}
 type frame struct {
 	Type      string
 	RequestID int64
@@ -21,6 +23,10 @@ type frame struct {
 	Status    string
 	Reason    string
 	Code      string
+	CourseID  int64  // drawn: the entry's section
+	Error     string // drawn: the refusal (sold_out, ...)
+	Students  int64  // opened: pre-queued students
+	SpreadMS  int64  // opened: how long the pages' reads are spread
 }
 
 var errBadFrame = errors.New("bad frame")
@@ -71,6 +77,8 @@ func parseFrame(b []byte) (frame, error) {
 				f.Reason = v
 			case "code":
 				f.Code = v
+			case "error":
+				f.Error = v
 			}
 		case c == '-' || (c >= '0' && c <= '9'):
 			j := i + 1
@@ -94,6 +102,12 @@ func parseFrame(b []byte) (frame, error) {
 				f.Ahead = n
 			case "eta_seconds":
 				f.ETA, f.HasETA = n, true
+			case "course_id":
+				f.CourseID = n
+			case "students":
+				f.Students = n
+			case "spread_ms":
+				f.SpreadMS = n
 			}
 		case c == 'n' || c == 't' || c == 'f': // null, true, false
 			j := i
@@ -152,10 +166,13 @@ func slowFrame(b []byte) (frame, error) {
 		x, ok := m[k].(float64)
 		return int64(x), ok
 	}
-	f.Type, f.Status, f.Reason, f.Code = str("type"), str("status"), str("reason"), str("code")
+	f.Type, f.Status, f.Reason, f.Code, f.Error = str("type"), str("status"), str("reason"), str("code"), str("error")
 	f.RequestID, _ = num("request_id")
 	f.Position, f.HasPos = num("position")
 	f.Ahead, _ = num("ahead")
 	f.ETA, f.HasETA = num("eta_seconds")
+	f.CourseID, _ = num("course_id")
+	f.Students, _ = num("students")
+	f.SpreadMS, _ = num("spread_ms")
 	return f, nil
 }

@@ -241,12 +241,20 @@ func writeHTML(w io.Writer, rep Report, rawJSON []byte) error {
 		pre("window opened at (s after the pre-queue), attempts", fmt.Sprintf("%g, %d", p.OpenedAtS, p.OpenAttempts))
 		pre("admitted by the draw (drawn, with a request id)", p.Admitted)
 		pre("refused by the draw, by code", fmtCounts(p.RefusedByCode))
-		pre("learned_s: window open → every student read GET /me/requests", fmt.Sprintf("%g s (%d students, p50/p99 %g/%g ms)",
-			p.LearnedS, p.Learners, p.LearnLatencyMS.P50, p.LearnLatencyMS.P99))
+		pre("learned_s: the opening call → every student knows its outcomes (after the window opened)", fmt.Sprintf("%g s (%g s), %d students",
+			p.LearnedS, p.LearnedAfterWindowS, p.Learners))
+		pre("time to know per student p50 / p99 (ms from the opening call)", fmt.Sprintf("%g / %g", p.TimeToKnowMS.P50, p.TimeToKnowMS.P99))
+		pre("learned by drawn frames alone (queue-ws, no HTTP read) / with sessions", fmt.Sprintf("%d / %d", p.LearnedViaWS, p.WithSession))
+		pre("learned with GET /me/requests: no session / entries untold at the opened frame / no opened frame",
+			fmt.Sprintf("%d: %d / %d / %d (spread %d ms, p50/p99 %g/%g ms)", p.LearnedViaGET, p.ReadsNoSession, p.ReadsMissing,
+				p.ReadsFallback, p.ReadSpreadMS, p.LearnLatencyMS.P50, p.LearnLatencyMS.P99))
+		pre("outcomes told by drawn frames / read by GET", fmt.Sprintf("%d / %d", p.EntriesByFrame, p.EntriesByGET))
+		pre("frames received: drawn / opened / stray drawn", fmt.Sprintf("%d / %d / %d", p.DrawnFrames, p.OpenedFrames, p.StrayFrames))
 		if len(p.LearnErrors) > 0 {
 			pre("students who could not read their outcome, by code", fmtCounts(p.LearnErrors))
 		}
-		pre("undrawn / missing / unlearned entries (all 0 in a clean run)", fmt.Sprintf("%d / %d / %d", p.Undrawn, p.Missing, p.Unlearned))
+		pre("undrawn / missing / unlearned entries, frame/GET mismatches (all 0 in a clean run)",
+			fmt.Sprintf("%d / %d / %d, %d", p.Undrawn, p.Missing, p.Unlearned, p.FrameGETMismatches))
 		pre("CPU seconds while the entries were sent", fmtCPU(p.CPUEntries))
 		pre("CPU seconds during the opening call (the draw)", fmtCPU(p.CPUDraw))
 	}

@@ -137,14 +137,32 @@ func TestEngineWithWSHolders(t *testing.T) {
 
 // TestEngineWithPrequeue runs the same with -prequeue: 300 students send
 // their carts into the pre-queue before the opening, the opening draws them,
-// and each student reads its outcome and follows its drawn requests. Every
-// pre-queued entry is drawn exactly once (admitted or refused), and the
-// laws hold for the drawn requests as for live ones.
+// and each student learns its outcomes as the web page does — told by drawn
+// frames on its queue-ws session (draw=1), or with one GET /me/requests
+// without a session — and follows its drawn requests. Every pre-queued
+// entry is drawn exactly once (admitted or refused), and the laws hold for
+// the drawn requests as for live ones. It runs with the sessions held by
+// loadgen and by two ws-holder children (the draw's frames go up the pipe
+// with their student).
 func TestEngineWithPrequeue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	rep := runEngineAgainstRealAPI(t, "-students", "300", "-prequeue", "2s")
+	t.Run("in-process", func(t *testing.T) {
+		checkPrequeueRun(t, runEngineAgainstRealAPI(t, "-students", "300", "-prequeue", "2s"))
+	})
+	t.Run("ws-holders", func(t *testing.T) {
+		bin := buildLoadgen(t)
+		rep := runEngineAgainstRealAPI(t, "-students", "300", "-prequeue", "2s", "-ws-procs", "2", "-ws-holder-bin", bin)
+		if rep.Run.WSHolders != 2 {
+			t.Errorf("ws-holders %d, want 2", rep.Run.WSHolders)
+		}
+		checkPrequeueRun(t, rep)
+	})
+}
+
+func checkPrequeueRun(t *testing.T, rep Report) {
+	t.Helper()
 	p := rep.Prequeue
 	if p == nil {
 		t.Fatal("no prequeue section in the report")
@@ -157,8 +175,8 @@ func TestEngineWithPrequeue(t *testing.T) {
 	if drawn, refused := p.Admitted, sum(p.RefusedByCode); drawn+refused != p.Prequeued || drawn == 0 {
 		t.Errorf("drawn %d + refused %d (%v) ≠ prequeued %d", drawn, refused, p.RefusedByCode, p.Prequeued)
 	}
-	if p.Undrawn != 0 || p.Missing != 0 || p.Unlearned != 0 || !p.accounted() {
-		t.Errorf("entries not accounted for: undrawn %d missing %d unlearned %d", p.Undrawn, p.Missing, p.Unlearned)
+	if p.Undrawn != 0 || p.Missing != 0 || p.Unlearned != 0 || p.FrameGETMismatches != 0 || !p.accounted() {
+		t.Errorf("entries not accounted for: undrawn %d missing %d unlearned %d mismatches %d", p.Undrawn, p.Missing, p.Unlearned, p.FrameGETMismatches)
 	}
 	if p.State != "done" || p.TotalDrawn != p.Prequeued || p.Cursor != p.TotalDrawn || p.Students != 300 || p.ServerEntries != p.Prequeued {
 		t.Errorf("server: state %q, %d drawn (cursor %d), %d entries, %d students; want done, %d entries of 300 students",
@@ -170,8 +188,29 @@ func TestEngineWithPrequeue(t *testing.T) {
 	if rep.SoldOutEarly != p.RefusedByCode["sold_out"] {
 		t.Errorf("sold out early %d, refused by the draw %v", rep.SoldOutEarly, p.RefusedByCode)
 	}
-	if p.DrawS <= 0 || p.LearnedS <= 0 || p.Learners != 300 || p.OpenAttempts != 1 || p.OpenedAtS < 2 {
-		t.Errorf("draw_s %g, learned_s %g by %d students, %d open attempts, opened at %gs", p.DrawS, p.LearnedS, p.Learners, p.OpenAttempts, p.OpenedAtS)
+	if p.DrawS <= 0 || p.LearnedS <= 0 || p.Learners != 300 || p.TimeToKnowMS.N != 300 || p.OpenAttempts != 1 || p.OpenedAtS < 2 {
+		t.Errorf("draw_s %g, learned_s %g by %d students (%d times), %d open attempts, opened at %gs",
+			p.DrawS, p.LearnedS, p.Learners, p.TimeToKnowMS.N, p.OpenAttempts, p.OpenedAtS)
+	}
+	// How they learned: the students with a session by drawn frames (no
+	// HTTP read unless an entry was untold at the opened frame), the others
+	// with one GET each.
+	if p.WithSession != rep.WS.Connected || p.LearnedViaWS == 0 || p.LearnedViaWS+p.LearnedViaGET != p.Learners {
+		t.Errorf("learned via ws %d, via GET %d, of %d (%d with a session, %d connected)",
+			p.LearnedViaWS, p.LearnedViaGET, p.Learners, p.WithSession, rep.WS.Connected)
+	}
+	if p.ReadsNoSession != p.Learners-p.WithSession || p.ReadsFallback != 0 ||
+		p.LearnedViaGET != p.ReadsNoSession+p.ReadsMissing || p.LearnedViaWS+p.ReadsMissing != p.WithSession {
+		t.Errorf("GET reads: %d without a session (want %d), %d for untold entries, %d fallback; learned via GET %d",
+			p.ReadsNoSession, p.Learners-p.WithSession, p.ReadsMissing, p.ReadsFallback, p.LearnedViaGET)
+	}
+	if p.ReadsMissing != 0 && rep.WS.ServerCloses == 0 {
+		t.Errorf("%d students with a session missed a drawn frame, and no connection was closed", p.ReadsMissing)
+	}
+	if p.EntriesByFrame+p.EntriesByGET != p.Prequeued || p.DrawnFrames != p.EntriesByFrame+p.StrayFrames || p.StrayFrames != 0 ||
+		p.OpenedFrames < p.WithSession {
+		t.Errorf("frames: %d drawn (%d stray) told %d entries, GET %d, of %d prequeued; %d opened frames for %d sessions",
+			p.DrawnFrames, p.StrayFrames, p.EntriesByFrame, p.EntriesByGET, p.Prequeued, p.OpenedFrames, p.WithSession)
 	}
 	if rep.AdmissionSpanS != p.DrawS || !strings.Contains(rep.Targets[0].Name, "draw") || rep.Targets[0].Value != p.DrawS {
 		t.Errorf("admission is the draw: span %g, target %+v, draw_s %g", rep.AdmissionSpanS, rep.Targets[0], p.DrawS)

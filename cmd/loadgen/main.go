@@ -281,6 +281,7 @@ func summary(rep Report, dir string) string {
 		rep.TimeToResultMS.P50, rep.TimeToResultMS.P99, rep.PeakConnections, rep.PeakRSSMB)
 	if rep.Prequeue != nil {
 		b.WriteString(prequeueLines(rep.Prequeue))
+		fmt.Fprintf(&b, "  CPU seconds from the pre-queue's opening: %v\n", rep.CPUSeconds)
 	}
 	fmt.Fprintf(&b, "  laws: lost %d duplicated %d oversold %d fifo %d position increases %d mismatches %d unresolved %d verify{%s}\n",
 		rep.Lost, rep.Duplicated, rep.OversoldSections, rep.FIFOViolations, rep.PositionIncreases, rep.ResultMismatches, rep.Unresolved, rep.Verify)
@@ -448,9 +449,13 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	if cfg.Prequeue > 0 {
 		// The burst goes into the pre-queue; the opening is the draw.
 		if pq, err = r.prequeueEntries(ctx, admin); err == nil {
+			r.prepareLearn(ctx, pq) // the students wait for the draw
 			err = r.openWithDraw(ctx, admin, pq)
 		}
 		if err != nil {
+			if pq != nil {
+				pq.sched.close()
+			}
 			if pq != nil && pq.windowAt.IsZero() { // leave no pre-queue open behind a failed run
 				cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 				if _, cerr := r.api.setPrequeue(cctx, admin, false); cerr != nil {

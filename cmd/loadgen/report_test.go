@@ -35,6 +35,14 @@ func TestParseFrame(t *testing.T) {
 			frame{Type: "error", Code: "bad_message"}},
 		{`{"type":"position","request_id":3,"position":2.0,"extra":{"a":[1]},"ok":true,"x":null}`,
 			frame{Type: "position", RequestID: 3, Position: 2, HasPos: true}},
+		{`{"type":"drawn","course_id":12,"request_id":3051}`,
+			frame{Type: "drawn", CourseID: 12, RequestID: 3051}},
+		{`{"type":"drawn","course_id":14,"error":"sold_out"}`,
+			frame{Type: "drawn", CourseID: 14, Error: "sold_out"}},
+		{`{"type":"opened","students":90000,"spread_ms":30000,"ts":1763900000000}`,
+			frame{Type: "opened", Students: 90000, SpreadMS: 30000}},
+		{`{"type":"drawn","course_id":14.0,"error":"sold_out"}`, // through encoding/json
+			frame{Type: "drawn", CourseID: 14, Error: "sold_out"}},
 	} {
 		got, err := parseFrame([]byte(tc.in))
 		if err != nil {

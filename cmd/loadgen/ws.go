@@ -40,8 +40,8 @@ var wsCounterNames = [...]string{"dials", "dial_errors", "drops", "reconnects", 
 // is held in this process, the pipe to the run in a ws-holder child.
 type wsEvents interface {
 	wsCount(c wsCounter, delta int64)
-	wsFrame(msg []byte)   // one message as received
-	wsDone(id int64) bool // id needs no watch after a reconnect (decided, or unknown)
+	wsFrame(idx int32, msg []byte) // one message as received on student idx's connection
+	wsDone(id int64) bool          // id needs no watch after a reconnect (decided, or unknown)
 }
 
 // wsConn is one student's queue-ws connection. It is opened before the
@@ -51,6 +51,7 @@ type wsEvents interface {
 type wsConn struct {
 	ev  wsEvents
 	wg  *sync.WaitGroup // counts the read loop
+	idx int32           // the student's (the frames of its draw are its own)
 	url string
 	ip  string // X-Forwarded-For, "" for none
 
@@ -106,7 +107,10 @@ func (r *run) wsEndpoint(st *student, apiWSURL string) (string, error) {
 	return u.String(), nil
 }
 
-// connectWS gets a queue-ws token for st and opens its connection.
+// connectWS gets a queue-ws token for st and opens its connection. With
+// -prequeue the connection waits for the draw (draw=1), as the page of a
+// student with pre-queue entries does: the outcome of each entry comes as a
+// drawn frame, then an opened frame (prequeue.go).
 func (r *run) connectWS(ctx context.Context, st *student, d *websocket.Dialer) error {
 	_, wsURL, err := r.api.wsToken(ctx, st.who())
 	if err != nil {
@@ -116,7 +120,24 @@ func (r *run) connectWS(ctx context.Context, st *student, d *websocket.Dialer) e
 	if err != nil {
 		return err
 	}
+	if r.cfg.Prequeue > 0 {
+		if endpoint, err = withQuery(endpoint, "draw", "1"); err != nil {
+			return err
+		}
+	}
 	return r.openWS(ctx, st, endpoint, d)
+}
+
+// withQuery sets the query parameter k=v of URL s.
+func withQuery(s, k, v string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // openWS opens st's connection to endpoint: in this process, or in one of
@@ -131,7 +152,7 @@ func (r *run) openWS(ctx context.Context, st *student, endpoint string, d *webso
 		st.ws = l
 		return nil
 	}
-	w := &wsConn{ev: r, wg: &r.wsWG, url: endpoint, ip: st.ip}
+	w := &wsConn{ev: r, wg: &r.wsWG, idx: st.idx, url: endpoint, ip: st.ip}
 	if err := w.dial(ctx, d); err != nil {
 		return err
 	}
@@ -229,7 +250,7 @@ func (w *wsConn) readLoop(ctx context.Context, c *websocket.Conn, d *websocket.D
 			w.reconnect(ctx, d)
 			return
 		}
-		w.ev.wsFrame(msg)
+		w.ev.wsFrame(w.idx, msg)
 	}
 }
 
@@ -284,7 +305,7 @@ func (r *run) wsCount(c wsCounter, delta int64) {
 	}
 }
 
-func (r *run) wsFrame(msg []byte) { r.handleFrame(msg) }
+func (r *run) wsFrame(idx int32, msg []byte) { r.handleFrame(idx, msg) }
 
 // wsDone: a request loadgen does not track, or whose decision it knows
 // from any source, is not watched again after a reconnect.
@@ -293,8 +314,9 @@ func (r *run) wsDone(id int64) bool {
 	return rec == nil || rec.resolved()
 }
 
-// handleFrame applies one queue-ws message to the bookkeeping.
-func (r *run) handleFrame(msg []byte) {
+// handleFrame applies one queue-ws message, received on student idx's
+// connection (-1: unknown), to the bookkeeping.
+func (r *run) handleFrame(idx int32, msg []byte) {
 	f, err := parseFrame(msg)
 	if err != nil {
 		r.c.badFrames.Add(1)
@@ -319,6 +341,12 @@ func (r *run) handleFrame(msg []byte) {
 		if rec.observeResult(f.Status, f.Reason, srcWS, r.now()) {
 			r.afterResult(rec)
 		}
+	case "drawn", "opened": // the pre-queue's draw: the frames of one student
+		var st *student
+		if idx >= 0 && int(idx) < len(r.students) {
+			st = r.students[idx]
+		}
+		r.drawFrame(st, &f)
 	case "error":
 		r.c.errorFrames.Add(1)
 		r.c.refusedMu.Lock()

@@ -42,11 +42,17 @@ import (
 //	  F <student> <error>      the dial asked by D failed (error text to the end of the line)
 //	  M <json>                 a received message, byte for byte (it holds no newline)
 //	  B <base64>               a received message that holds a newline (standard base64)
+//	  S <student> <json>       a received message of the student's own (drawn, opened:
+//	                           the pre-queue's draw), byte for byte
+//	  T <student> <base64>     the same, holding a newline
 //	  K <counter> <delta>      a count of wsConn's (wsCounterNames): dials, dial_errors,
 //	                           drops, reconnects, write_errors, open, sockets
 //
 // queue-ws frames are single-line JSON (internal/positions escapes control
-// characters in strings), so B is for anything unexpected. A ws-holder exits
+// characters in strings), so B and T are for anything unexpected. Position,
+// result and error frames name their request, which the run knows the
+// student of; drawn and opened frames do not, so they go up with the
+// student whose connection received them. A ws-holder exits
 // when it reads C or its stdin ends, after closing its connections and
 // writing out what they reported; stderr is the run's.
 
@@ -181,7 +187,7 @@ func (h *holder) command(line []byte) (done bool, err error) {
 // dial opens student idx's connection and answers O or F.
 func (h *holder) dial(idx int32, url, ip string) {
 	defer h.wg.Done()
-	w := &wsConn{ev: h, wg: &h.wg, url: url, ip: ip}
+	w := &wsConn{ev: h, wg: &h.wg, idx: idx, url: url, ip: ip}
 	h.mu.Lock()
 	if h.closing || h.conns[idx] != nil {
 		h.mu.Unlock()
@@ -233,11 +239,20 @@ func (h *holder) wsCount(c wsCounter, delta int64) {
 	h.out.line("K", wsCounterNames[c], strconv.FormatInt(delta, 10))
 }
 
-func (h *holder) wsFrame(msg []byte) {
-	if f, err := parseFrame(msg); err == nil && f.Type == "result" && f.RequestID != 0 {
+func (h *holder) wsFrame(idx int32, msg []byte) {
+	f, err := parseFrame(msg)
+	if err == nil && f.Type == "result" && f.RequestID != 0 {
 		h.resMu.Lock()
 		h.results[f.RequestID] = struct{}{}
 		h.resMu.Unlock()
+	}
+	if err == nil && (f.Type == "drawn" || f.Type == "opened") {
+		if bytes.IndexByte(msg, '\n') < 0 {
+			h.out.raw("S "+strconv.Itoa(int(idx)), msg)
+			return
+		}
+		h.out.line("T", strconv.Itoa(int(idx)), base64.StdEncoding.EncodeToString(msg))
+		return
 	}
 	if bytes.IndexByte(msg, '\n') < 0 {
 		h.out.raw("M", msg)

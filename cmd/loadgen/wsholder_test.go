@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ type fakeQueueWS struct {
 
 type fakeConn struct {
 	c         *websocket.Conn
+	wmu       *sync.Mutex // one writer at a time
 	token     string
 	xff       string
 	remoteIP  string
@@ -92,7 +94,7 @@ func (f *fakeQueueWS) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	fc := &fakeConn{c: c, token: tok, xff: r.Header.Get("X-Forwarded-For"), remoteIP: host}
+	fc := &fakeConn{c: c, wmu: &sync.Mutex{}, token: tok, xff: r.Header.Get("X-Forwarded-For"), remoteIP: host}
 	f.mu.Lock()
 	fc.phase = f.phase
 	f.conns = append(f.conns, fc)
@@ -124,12 +126,42 @@ func (f *fakeQueueWS) serveWS(w http.ResponseWriter, r *http.Request) {
 		if m.RequestID%2 == 1 {
 			pos = fmt.Sprintf("{\"type\":\"position\",\n\"request_id\":%d,\"position\":50,\"ahead\":49,\"ts\":1}", m.RequestID)
 		}
-		if c.WriteMessage(websocket.TextMessage, []byte(pos)) != nil {
+		if fc.write(pos) != nil {
 			continue
 		}
 		if m.RequestID%2 == 0 {
 			res := fmt.Sprintf(`{"type":"result","request_id":%d,"status":"enrolled","reason":"","position":0,"ts":2}`, m.RequestID)
-			_ = c.WriteMessage(websocket.TextMessage, []byte(res))
+			_ = fc.write(res)
+		}
+	}
+}
+
+func (fc *fakeConn) write(msg string) error {
+	fc.wmu.Lock()
+	defer fc.wmu.Unlock()
+	return fc.c.WriteMessage(websocket.TextMessage, []byte(msg))
+}
+
+// push sends msgs, in order, on the open connections of token (as queue-ws
+// tells a student's sessions waiting for the draw).
+func (f *fakeQueueWS) push(t *testing.T, token string, msgs ...string) {
+	t.Helper()
+	f.mu.Lock()
+	var open []*fakeConn
+	for _, fc := range f.conns {
+		if fc.token == token && fc.closeCode == 0 {
+			open = append(open, fc)
+		}
+	}
+	f.mu.Unlock()
+	if len(open) == 0 {
+		t.Fatalf("no open connection of %s", token)
+	}
+	for _, fc := range open {
+		for _, m := range msgs {
+			if err := fc.write(m); err != nil {
+				t.Fatalf("push to %s: %v", token, err)
+			}
 		}
 	}
 }
@@ -179,7 +211,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestHoldWSProtocol runs the ws-holder's side of the protocol in process,
 // over pipes: dial answers, frames forwarded byte for byte (M) or base64
-// (B), counts, re-watching after a server close, the end of stdin closing
+// (B), the draw's frames with their student (S, T), counts, re-watching after a server close, the end of stdin closing
 // every connection, and no goroutine left behind.
 func TestHoldWSProtocol(t *testing.T) {
 	srv := newFakeQueueWS(t)
@@ -255,6 +287,16 @@ func TestHoldWSProtocol(t *testing.T) {
 	if b64, ok := strings.CutPrefix(l, "B "); !ok || b64 != "eyJ0eXBlIjoicG9zaXRpb24iLAoicmVxdWVzdF9pZCI6NSwicG9zaXRpb24iOjUwLCJhaGVhZCI6NDksInRzIjoxfQ==" {
 		t.Fatalf("frame line %q, want B and the frame in base64", l)
 	}
+	// The draw's frames are the student's own: they go up with it (S, T).
+	srv.push(t, "tok-7", `{"type":"drawn","course_id":12,"request_id":3051}`, `{"type":"drawn","course_id":14,"error":"sold_out"}`,
+		"{\"type\":\"drawn\",\n\"course_id\":15,\"error\":\"sold_out\"}", `{"type":"opened","students":3,"spread_ms":1000,"ts":1}`)
+	for _, want := range []string{`S 7 {"type":"drawn","course_id":12,"request_id":3051}`, `S 7 {"type":"drawn","course_id":14,"error":"sold_out"}`,
+		"T 7 " + base64.StdEncoding.EncodeToString([]byte("{\"type\":\"drawn\",\n\"course_id\":15,\"error\":\"sold_out\"}")),
+		`S 7 {"type":"opened","students":3,"spread_ms":1000,"ts":1}`} {
+		if l := next(); l != want {
+			t.Fatalf("draw frame line %q, want %q", l, want)
+		}
+	}
 
 	srv.kick()
 	// After the reconnect only 5 is watched again (4 has its result).
@@ -323,7 +365,8 @@ func TestHoldWSBadCommand(t *testing.T) {
 // binary) under a run against the fake queue-ws: connections, failed dials,
 // frames reaching run.handleFrame, a server close followed by reconnects
 // that watch the undecided requests again and not the decided ones, the
-// counters, and every ws-holder exiting after the run closes them.
+// draw's frames reaching the student they were sent to, the counters, and
+// every ws-holder exiting after the run closes them.
 func TestWSHoldersInChildProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds loadgen and starts processes")
@@ -443,6 +486,52 @@ func TestWSHoldersInChildProcesses(t *testing.T) {
 		t.Errorf("%d requests watched after the reconnect, want the %d undecided ones", len(rewatched), len(waiting))
 	}
 
+	// The pre-queue's draw: each connected student has two entries, told by
+	// drawn frames (one admitted, one refused) and then an opened frame,
+	// which come up from the ws-holders with the student; the admitted
+	// request is watched on the same connection, and nobody reads GET
+	// /me/requests (the fake API has none).
+	pq := &prequeueRun{refused: map[string]int64{}, learnErrs: map[string]int64{}}
+	for _, st := range r.students {
+		st.cart, st.cancel, st.pre = []int64{101, 102}, []bool{false, false}, []uint8{preEntered, preEntered}
+	}
+	r.prepareLearn(ctx, pq)
+	pq.callNs.Store(r.now())
+	if len(pq.todo) != n || pq.withSession != ok {
+		t.Fatalf("learners %d with session %d, want %d, %d", len(pq.todo), pq.withSession, n, ok)
+	}
+	for _, st := range r.students[:ok] {
+		id := 1000*int64(st.idx) + 4
+		srv.push(t, st.tok.Token, fmt.Sprintf(`{"type":"drawn","course_id":101,"request_id":%d}`, id),
+			`{"type":"drawn","course_id":102,"error":"sold_out"}`, `{"type":"opened","students":40,"spread_ms":1000,"ts":1}`)
+	}
+	waitFor(t, "the drawn frames and the opened frames", func() bool {
+		return pq.viaWS.Load() == ok && pq.openedFrames.Load() == ok
+	})
+	var drawn []*reqRec
+	for _, st := range r.students[:ok] {
+		rec := r.tr.get(1000*int64(st.idx) + 4)
+		if rec == nil || rec.Course != 101 || rec.st != st {
+			t.Fatalf("student %d: drawn request %+v", st.idx, rec)
+		}
+		drawn = append(drawn, rec)
+	}
+	waitFor(t, "the results of the drawn requests, watched on the same connections", func() bool {
+		for _, rec := range drawn {
+			if !rec.resolved() {
+				return false
+			}
+		}
+		return true
+	})
+	if pq.drawnFrames.Load() != 2*ok || pq.byFrame.Load() != 2*ok || pq.drawn.Load() != ok || pq.refusedSnapshot()["sold_out"] != ok ||
+		pq.viaGET.Load() != 0 || pq.readsMissing.Load() != 0 || pq.strayFrames.Load() != 0 || pq.pending.Load() != bad {
+		t.Errorf("draw: drawn frames %d, told %d, drawn %d, refused %v, via GET %d, reads %d, stray %d, pending %d",
+			pq.drawnFrames.Load(), pq.byFrame.Load(), pq.drawn.Load(), pq.refusedSnapshot(), pq.viaGET.Load(),
+			pq.readsMissing.Load(), pq.strayFrames.Load(), pq.pending.Load())
+	}
+	pq.sched.close()
+
 	r.rss.sample()
 	r.closeWS()
 	for _, p := range procs {
@@ -461,7 +550,7 @@ func TestWSHoldersInChildProcesses(t *testing.T) {
 	}{{"dials", r.c.wsDials.Load(), n + ok}, {"dial errors", r.c.wsDialErrors.Load(), bad}, {"drops", r.c.wsDrops.Load(), ok},
 		{"reconnects", r.c.wsReconnects.Load(), ok}, {"write errors", r.c.wsWriteErrors.Load(), 0}, {"open", r.wsOpen.Load(), 0},
 		{"peak open", r.wsPeak.Load(), ok}, {"sockets", r.wsSockets.Load(), 0},
-		{"position frames", r.c.positionFrames.Load(), 3 * ok}, {"result frames", r.c.resultFrames.Load(), ok},
+		{"position frames", r.c.positionFrames.Load(), 4 * ok}, {"result frames", r.c.resultFrames.Load(), 2 * ok},
 		{"bad frames", r.c.badFrames.Load(), 0}, {"unknown frames", r.c.unknownFrames.Load(), 0}} {
 		if c.got != c.want {
 			t.Errorf("at the end: %s = %d, want %d", c.name, c.got, c.want)

@@ -17,7 +17,8 @@ import (
 
 // wsProc is the run's side of one ws-holder child (wsholder.go): it sends
 // the child dials and watches, and applies what the child sends back — the
-// received frames to run.handleFrame, the counts to run.wsCount.
+// received frames to run.handleFrame (a student's own with the student), the
+// counts to run.wsCount.
 type wsProc struct {
 	r     *run
 	n     int
@@ -201,14 +202,30 @@ func (p *wsProc) handle(line []byte) {
 	var err error
 	switch string(tag) {
 	case "M":
-		p.r.handleFrame(rest)
+		p.r.handleFrame(-1, rest)
 	case "B":
 		msg, derr := base64.StdEncoding.DecodeString(string(rest))
 		if derr != nil {
 			p.r.c.badFrames.Add(1)
 			return
 		}
-		p.r.handleFrame(msg)
+		p.r.handleFrame(-1, msg)
+	case "S", "T":
+		idx, msg, _ := bytes.Cut(rest, []byte{' '})
+		n, perr := strconv.ParseInt(string(idx), 10, 32)
+		if perr != nil {
+			err = errBadLine
+			break
+		}
+		if string(tag) == "T" {
+			b, derr := base64.StdEncoding.DecodeString(string(msg))
+			if derr != nil {
+				p.r.c.badFrames.Add(1)
+				return
+			}
+			msg = b
+		}
+		p.r.handleFrame(int32(n), msg)
 	case "K":
 		name, v, _ := bytes.Cut(rest, []byte{' '})
 		d, perr := strconv.ParseInt(string(v), 10, 64)
