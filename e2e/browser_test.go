@@ -435,7 +435,7 @@ func TestSilentSocketFallsBackToPolling(t *testing.T) {
 	}
 	defer func() { _ = s.ws.Signal(syscall.SIGCONT) }()
 	run(t, ctx, "silence noticed",
-		within(15*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
+		within(25*time.Second, waitText("#queue-mode", "2초마다 확인 중")),
 		waitText(`.queue-item[data-status="queued"] .queue-pos`, "1"))
 	// queue-ws comes back: within the retry period (15–30 s) the screen is
 	// live again.

@@ -182,3 +182,65 @@ func TestDrawnFrames(t *testing.T) {
 		t.Fatalf("draw waiters %d, want 0", n)
 	}
 }
+
+// TestFramePacing: a moving position is sent every tick near the front and
+// less often further back; an unchanged one only at the heartbeat. Positions
+// still never rise, and a frame always comes within heartbeatTicks.
+func TestFramePacing(t *testing.T) {
+	e := New(Config{Tick: time.Hour})
+	const head = 1_000_000
+	offsets := []int64{5, 500, 5_000, 50_000} // positions at the start
+	sinks := map[int64]*recSink{}
+	for _, off := range offsets {
+		id := head + off - 1
+		sinks[id] = &recSink{}
+		s := e.Open(id, sinks[id])
+		if !s.reserve(id, false) {
+			t.Fatal("reserve failed")
+		}
+		e.register(s, id, id, 0)
+	}
+	at := time.Unix(1_700_000_000, 0)
+	tick := 0
+	apply := func(h int64) {
+		tick++
+		e.ApplyWatermark(queue.Watermark{Head: h, Last: head + 60_000, Decided: int64(tick)}, at.Add(time.Duration(tick)*time.Second))
+	}
+	// 40 ticks with the head moving by one each tick: every position changes.
+	for i := range 40 {
+		apply(head + int64(i))
+	}
+	// The request starting at position 5 is at the head after 5 ticks and
+	// decided after that: 5 frames, one per tick.
+	wantMoving := map[int64]int{5: 5, 500: 20, 5_000: 8, 50_000: 4}
+	counts := func() map[int64]int {
+		out := map[int64]int{}
+		for _, off := range offsets {
+			out[off] = len(sinks[head+off-1].all())
+		}
+		return out
+	}
+	got := counts()
+	for off, want := range wantMoving {
+		if got[off] != want {
+			t.Errorf("moving line, request at %d: %d frames in 40 ticks, want %d", off, got[off], want)
+		}
+	}
+	// 25 ticks with the line stalled: only heartbeats.
+	for range 25 {
+		apply(head + 39)
+	}
+	after := counts()
+	for _, off := range offsets[1:] {
+		if n := after[off] - got[off]; n != 2 && n != 3 {
+			t.Errorf("stalled line, request at %d: %d frames in 25 ticks, want 2–3 (every %d)", off, n, heartbeatTicks)
+		}
+		var last int64
+		for _, f := range sinks[head+off-1].all() {
+			if last > 0 && f.Position > last {
+				t.Fatalf("request at %d: position rose from %d to %d", off, last, f.Position)
+			}
+			last = f.Position
+		}
+	}
+}

@@ -198,7 +198,9 @@ func (sh *shard) claim(id int64) (queue.ResultEvent, bool) {
 // entry is one watched request on this instance.
 type entry struct {
 	id, student int64
-	last        int64 // lowest position computed so far (0: none yet)
+	last        int64  // lowest position computed so far (0: none yet)
+	sentPos     int64  // position of the last tick frame (0: none yet)
+	sentSeq     uint64 // tick of the last tick frame
 	watchers    []watcher
 	seenDecided uint64 // tick that first saw the ticket decided (0: not seen)
 	nextCheck   uint64 // no safety-net lookup before this tick
@@ -348,6 +350,9 @@ func (e *Engine) applyLocked(seq uint64, w queue.Watermark, at time.Time) {
 				pos = en.last
 			}
 			en.last = pos
+			if !frameDue(en, pos, seq) {
+				continue
+			}
 			var frame []byte
 			for _, wt := range en.watchers {
 				if wt.since >= seq {
@@ -361,6 +366,9 @@ func (e *Engine) applyLocked(seq uint64, w queue.Watermark, at time.Time) {
 				} else {
 					st.dropped++
 				}
+			}
+			if frame != nil {
+				en.sentPos, en.sentSeq = pos, seq
 			}
 		}
 		sh.mu.Unlock()
@@ -376,6 +384,35 @@ func (e *Engine) applyLocked(seq uint64, w queue.Watermark, at time.Time) {
 		e.susMu.Unlock()
 		wake(e.wakeNet)
 	}
+}
+
+// Pacing of tick frames: a request gets a position frame when its position
+// moved and its pace allows, and at least every heartbeatTicks ticks (the
+// web client takes silence for a dead socket; see web/js/queue.js). Far
+// back in a long line the number changes every tick but nobody needs it
+// every second: a line of 100,000 would otherwise cost 100,000 frames a
+// second. Near the front every change is sent at once.
+const heartbeatTicks = 10
+
+func paceTicks(pos int64) uint64 {
+	switch {
+	case pos <= 100:
+		return 1
+	case pos <= 1_000:
+		return 2
+	case pos <= 10_000:
+		return 5
+	}
+	return heartbeatTicks
+}
+
+// frameDue reports whether entry en, now at pos, gets a frame at tick seq.
+func frameDue(en *entry, pos int64, seq uint64) bool {
+	if en.sentSeq == 0 {
+		return true
+	}
+	since := seq - en.sentSeq
+	return since >= heartbeatTicks || (pos != en.sentPos && since >= paceTicks(pos))
 }
 
 // isDone reports whether ticket t is in w's done list (tickets that left
@@ -452,6 +489,7 @@ func (e *Engine) register(s *Session, id, student, pos int64) {
 		en.last = pos
 	}
 	frame := appendPosition(make([]byte, 0, maxPositionFrame), id, en.last, eta(en.last-1, e.currentRate()), e.cfg.Now().UnixMilli())
+	en.sentPos, en.sentSeq = en.last, e.seq.Load()
 	if s.sink.Send(frame, true) {
 		e.st.positionFrames.Add(1)
 	} else {

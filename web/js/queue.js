@@ -21,7 +21,7 @@
 import { api } from './api.js';
 
 const KEY = 'eq.tracked';
-const SILENT_MS = 6000; // six ticks without a frame
+const SILENT_MS = 15000; // queue-ws sends a waiting request a frame at least every 10 ticks (10 s)
 const RETRY_MS = 15000; // back to live positions after 15–30 s of polling (jittered: no herd)
 const DRAW_MS = 30000;  // waiting for the draw without a socket: GET /me/requests every 20–40 s (×3 with one)
 
@@ -103,7 +103,8 @@ export const tracker = {
     try { ws = new WebSocket(u.toString()); } catch (_) { this.poll(); return; }
     this.ws = ws;
     const fallback = setTimeout(() => { if (ws.readyState !== WebSocket.OPEN) { ws.onclose = null; ws.close(); this.poll(); } }, 4000);
-    // While a request waits, queue-ws sends its position every tick (1 s).
+    // While a request waits, queue-ws sends its position when it moves (every
+    // tick near the front, less often far back) and at least every 10 s.
     // Silence for SILENT_MS means the socket is dead without having closed
     // (a NAT that forgot it, a frozen instance): the shown position would
     // freeze, so drop the socket and poll instead.
