@@ -324,7 +324,7 @@ func (r *run) tell(pq *prequeueRun, st *student, i int, status string, id int64,
 			SentAt: at, AdmittedAt: at, FirstPos: pos, LastPos: pos}
 		if r.tr.add(rec) { // else a request id drawn for two entries: counted as duplicated
 			if st.ws != nil {
-				st.ws.watch(rec) // a drawn frame implies no watch
+				st.ws.adopt(rec) // queue-ws watches a drawn request itself (positions.tellDrawn)
 			}
 			if st.cancel[i] {
 				r.actions.Add(1)

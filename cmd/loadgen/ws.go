@@ -17,6 +17,7 @@ import (
 // process, or one that a ws-holder child process holds (wsprocs.go).
 type wsLink interface {
 	watch(rec *reqRec) // ask for positions and the result of rec
+	adopt(rec *reqRec) // rec is watched already (the server watches a drawn request itself): re-watch it on reconnect only
 	close()            // close the connection with a normal close frame
 }
 
@@ -198,6 +199,21 @@ func (w *wsConn) watch(rec *reqRec) {
 	rec.Watched = true
 	rec.mu.Unlock()
 	w.watchID(rec.ID)
+}
+
+func (w *wsConn) adopt(rec *reqRec) {
+	rec.mu.Lock()
+	rec.Watched = true
+	rec.mu.Unlock()
+	w.adoptID(rec.ID)
+}
+
+// adoptID records request id as watched without sending a watch: the
+// server watches it already; a reconnect names it.
+func (w *wsConn) adoptID(id int64) {
+	w.mu.Lock()
+	w.ids = append(w.ids, id)
+	w.mu.Unlock()
 }
 
 // watchID sends a watch of request id (or leaves it for the reconnect).

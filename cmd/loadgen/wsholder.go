@@ -35,6 +35,7 @@ import (
 //	run → ws-holder
 //	  D <student> <url> <ip>   dial student's connection (ip: X-Forwarded-For, "-" for none)
 //	  W <student> <request>    watch a request on student's connection
+//	  A <student> <request>    the server watches the request already (a drawn one): re-watch it on reconnect only
 //	  C                        close every connection (normal close frame) and exit
 //
 //	ws-holder → run
@@ -158,6 +159,19 @@ func (h *holder) command(line []byte) (done bool, err error) {
 		}
 		h.wg.Add(1)
 		go h.dial(int32(idx), string(f[2]), ip)
+		return false, nil
+	case string(f[0]) == "A" && len(f) == 3: // adopt: watched by the server already
+		idx, err1 := strconv.ParseInt(string(f[1]), 10, 32)
+		id, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+		if err1 != nil || err2 != nil {
+			break
+		}
+		h.mu.Lock()
+		w := h.conns[int32(idx)]
+		h.mu.Unlock()
+		if w != nil {
+			w.adoptID(id)
+		}
 		return false, nil
 	case string(f[0]) == "W" && len(f) == 3:
 		idx, err1 := strconv.ParseInt(string(f[1]), 10, 32)

@@ -122,17 +122,22 @@ func (f *fakeQueueWS) serveWS(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.watches = append(f.watches, fakeWatch{token: tok, id: m.RequestID, phase: f.phase})
 		f.mu.Unlock()
-		pos := fmt.Sprintf(`{"type":"position","request_id":%d,"position":50,"ahead":49,"ts":1}`, m.RequestID)
-		if m.RequestID%2 == 1 {
-			pos = fmt.Sprintf("{\"type\":\"position\",\n\"request_id\":%d,\"position\":50,\"ahead\":49,\"ts\":1}", m.RequestID)
-		}
-		if fc.write(pos) != nil {
-			continue
-		}
-		if m.RequestID%2 == 0 {
-			res := fmt.Sprintf(`{"type":"result","request_id":%d,"status":"enrolled","reason":"","position":0,"ts":2}`, m.RequestID)
-			_ = fc.write(res)
-		}
+		fc.frames(m.RequestID)
+	}
+}
+
+// frames sends what a watch of id gets: a position, and for an even id its
+// result.
+func (fc *fakeConn) frames(id int64) {
+	pos := fmt.Sprintf(`{"type":"position","request_id":%d,"position":50,"ahead":49,"ts":1}`, id)
+	if id%2 == 1 {
+		pos = fmt.Sprintf("{\"type\":\"position\",\n\"request_id\":%d,\"position\":50,\"ahead\":49,\"ts\":1}", id)
+	}
+	if fc.write(pos) != nil {
+		return
+	}
+	if id%2 == 0 {
+		_ = fc.write(fmt.Sprintf(`{"type":"result","request_id":%d,"status":"enrolled","reason":"","position":0,"ts":2}`, id))
 	}
 }
 
@@ -143,7 +148,9 @@ func (fc *fakeConn) write(msg string) error {
 }
 
 // push sends msgs, in order, on the open connections of token (as queue-ws
-// tells a student's sessions waiting for the draw).
+// tells a student's sessions waiting for the draw). After a drawn frame
+// with a request it watches that request itself, as queue-ws does
+// (positions.tellDrawn): no watch message is needed.
 func (f *fakeQueueWS) push(t *testing.T, token string, msgs ...string) {
 	t.Helper()
 	f.mu.Lock()
@@ -161,6 +168,13 @@ func (f *fakeQueueWS) push(t *testing.T, token string, msgs ...string) {
 		for _, m := range msgs {
 			if err := fc.write(m); err != nil {
 				t.Fatalf("push to %s: %v", token, err)
+			}
+			var d struct {
+				Type      string `json:"type"`
+				RequestID int64  `json:"request_id"`
+			}
+			if json.Unmarshal([]byte(m), &d) == nil && d.Type == "drawn" && d.RequestID > 0 {
+				fc.frames(d.RequestID)
 			}
 		}
 	}
@@ -290,7 +304,10 @@ func TestHoldWSProtocol(t *testing.T) {
 	// The draw's frames are the student's own: they go up with it (S, T).
 	srv.push(t, "tok-7", `{"type":"drawn","course_id":12,"request_id":3051}`, `{"type":"drawn","course_id":14,"error":"sold_out"}`,
 		"{\"type\":\"drawn\",\n\"course_id\":15,\"error\":\"sold_out\"}", `{"type":"opened","students":3,"spread_ms":1000,"ts":1}`)
-	for _, want := range []string{`S 7 {"type":"drawn","course_id":12,"request_id":3051}`, `S 7 {"type":"drawn","course_id":14,"error":"sold_out"}`,
+	// The server watches the drawn request 3051 itself: its position (odd:
+	// over two lines) follows the drawn frame.
+	pos3051 := "B " + base64.StdEncoding.EncodeToString([]byte("{\"type\":\"position\",\n\"request_id\":3051,\"position\":50,\"ahead\":49,\"ts\":1}"))
+	for _, want := range []string{`S 7 {"type":"drawn","course_id":12,"request_id":3051}`, pos3051, `S 7 {"type":"drawn","course_id":14,"error":"sold_out"}`,
 		"T 7 " + base64.StdEncoding.EncodeToString([]byte("{\"type\":\"drawn\",\n\"course_id\":15,\"error\":\"sold_out\"}")),
 		`S 7 {"type":"opened","students":3,"spread_ms":1000,"ts":1}`} {
 		if l := next(); l != want {
@@ -488,9 +505,10 @@ func TestWSHoldersInChildProcesses(t *testing.T) {
 
 	// The pre-queue's draw: each connected student has two entries, told by
 	// drawn frames (one admitted, one refused) and then an opened frame,
-	// which come up from the ws-holders with the student; the admitted
-	// request is watched on the same connection, and nobody reads GET
-	// /me/requests (the fake API has none).
+	// which come up from the ws-holders with the student; queue-ws watches
+	// the admitted request on the same connection itself (no watch message
+	// is sent for it), and nobody reads GET /me/requests (the fake API has
+	// none).
 	pq := &prequeueRun{refused: map[string]int64{}, learnErrs: map[string]int64{}}
 	for _, st := range r.students {
 		st.cart, st.cancel, st.pre = []int64{101, 102}, []bool{false, false}, []uint8{preEntered, preEntered}
@@ -524,6 +542,14 @@ func TestWSHoldersInChildProcesses(t *testing.T) {
 		}
 		return true
 	})
+	_, watches = srv.snapshot()
+	for _, w := range watches {
+		for _, rec := range drawn {
+			if w.id == rec.ID {
+				t.Fatalf("a watch message for drawn request %d: the server watches it itself", w.id)
+			}
+		}
+	}
 	if pq.drawnFrames.Load() != 2*ok || pq.byFrame.Load() != 2*ok || pq.drawn.Load() != ok || pq.refusedSnapshot()["sold_out"] != ok ||
 		pq.viaGET.Load() != 0 || pq.readsMissing.Load() != 0 || pq.strayFrames.Load() != 0 || pq.pending.Load() != bad {
 		t.Errorf("draw: drawn frames %d, told %d, drawn %d, refused %v, via GET %d, reads %d, stray %d, pending %d",

@@ -55,6 +55,15 @@ func (l *remoteWS) watch(rec *reqRec) {
 	}
 }
 
+func (l *remoteWS) adopt(rec *reqRec) {
+	rec.mu.Lock()
+	rec.Watched = true
+	rec.mu.Unlock()
+	if err := l.p.out.line("A", strconv.Itoa(int(l.idx)), strconv.FormatInt(rec.ID, 10)); err != nil {
+		l.p.r.c.wsWriteErrors.Add(1) // the ws-holder is gone
+	}
+}
+
 // close does nothing: a ws-holder closes all its connections at once when
 // the run stops it (stopWSProcs).
 func (l *remoteWS) close() {}

@@ -162,7 +162,7 @@ func TestDrawnFrames(t *testing.T) {
 		}
 		mustUnmarshal(t, raw, &f)
 		if f.Type != "drawn" {
-			t.Fatalf("frame %s before the opening", raw)
+			t.Fatalf("frame %s before the tick", raw)
 		}
 		if f.RequestID > 0 {
 			got[f.CourseID] = fmt.Sprint("request ", f.RequestID)
@@ -172,6 +172,29 @@ func TestDrawnFrames(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) || want[5] != "error sold_out" {
 		t.Fatalf("drawn frames %v, want %v (course 5 sold out)", got, want)
+	}
+	// The admitted request is watched without the page asking: the next
+	// tick sends its position.
+	if w := e.Stats().Watches; w != 1 {
+		t.Fatalf("%d watches after the drawn frames, want 1", w)
+	}
+	if err := e.Tick(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var reqID int64
+	for _, en := range es {
+		if en.Ticket > 0 {
+			reqID = en.Ticket
+		}
+	}
+	var positions int
+	for _, f := range sink.all() {
+		if f.Type == "position" && f.RequestID == reqID && f.Position > 0 {
+			positions++
+		}
+	}
+	if positions != 1 {
+		t.Fatalf("%d position frames after a tick, want 1: %v", positions, sink.all())
 	}
 	// Still waiting: the opened frame ends it.
 	if err := b.q.PublishOpened(b.ctx, 3); err != nil {

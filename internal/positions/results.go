@@ -140,7 +140,10 @@ type drawnFrame struct {
 
 // tellDrawn sends each entry [student, course, ticket or -code] to the
 // student's sessions waiting for the draw here (most students have none on
-// this instance).
+// this instance), and watches each admitted request on them at once: the
+// draw's own word is proof enough that the request is the student's, so
+// there is no lookup, and the page need not ask (a watch message it sends
+// anyway is a no-op). Positions follow on the ticks.
 func (e *Engine) tellDrawn(entries [][3]int64) {
 	for _, en := range entries {
 		e.drawMu.Lock()
@@ -162,6 +165,9 @@ func (e *Engine) tellDrawn(entries [][3]int64) {
 		for _, s := range ss {
 			if s.sink.Send(b, false) {
 				e.st.drawnFrames.Add(1)
+			}
+			if f.RequestID > 0 && s.reserve(f.RequestID, false) {
+				e.register(s, f.RequestID, en[0], 0)
 			}
 		}
 	}

@@ -196,7 +196,9 @@ export const tracker = {
     if (m.request_id) {
       Object.assign(it, { request_id: m.request_id, status: 'queued', pre: false });
       this.save();
-      this.follow([m.request_id]);
+      // queue-ws watches a drawn request on this socket itself; a new socket
+      // names it.
+      if (!(this.ws && this.ws.readyState === WebSocket.OPEN)) this.ensureWatching();
     } else {
       Object.assign(it, { status: 'error', reason: m.error || 'refused' });
       this.save();
