@@ -127,6 +127,7 @@ func TestResumeOpening(t *testing.T) {
 		}
 	}
 	svc := e.srv.svc
+	svc.Queue.DrawBatch = 500
 	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
 		t.Fatalf("no draw running: resumed %v, %v", resumed, err)
 	}

@@ -72,7 +72,7 @@ func (s *Service) draw(ctx context.Context) error {
 	log := s.log()
 	last := int64(-1)
 	st, err = s.Queue.Draw(ctx, binary.LittleEndian.Uint64(b[:]), func(done, total int64) {
-		if done == total || done-last >= 20*queue.DrawBatch {
+		if done == total || done-last >= total/10 {
 			log.Info("pre-queue draw", "done", done, "total", total)
 			last = done
 		}

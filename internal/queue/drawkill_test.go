@@ -26,6 +26,7 @@ func TestDrawChild(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("ENROLLQ_DRAW_REDIS")})
 	q := New(rdb, os.Getenv("ENROLLQ_DRAW_TERM"))
+	q.DrawBatch = 500 // many batches, to be killed between and within
 	out := bufio.NewWriter(os.Stdout)
 	_, err := q.Draw(context.Background(), 7, func(done, total int64) {
 		fmt.Fprintf(out, "BATCH %d\n", done)

@@ -265,10 +265,11 @@ func TestDrawResumesExactlyOnce(t *testing.T) {
 
 	rdb2, term2 := dbtest.Redis(t)
 	cut := prequeueSetup(t, rdb2, term2, courses, 40)
+	cut.DrawBatch = 500 // several batches
 	prequeueAll(t, cut, carts)
 	ctx, stop := context.WithCancel(context.Background())
 	_, err := cut.Draw(ctx, 7, func(done, total int64) {
-		if done >= 2*DrawBatch {
+		if done >= int64(2*cut.DrawBatch) {
 			stop()
 		}
 	})
@@ -276,8 +277,8 @@ func TestDrawResumesExactlyOnce(t *testing.T) {
 		t.Fatalf("interrupted draw: err = %v, want canceled", err)
 	}
 	mid, _ := cut.DrawStatus(context.Background())
-	if mid.State != DrawDrawing || mid.Cursor != 2*DrawBatch {
-		t.Fatalf("after the interruption: %+v, want drawing at %d", mid, 2*DrawBatch)
+	if mid.State != DrawDrawing || mid.Cursor != int64(2*cut.DrawBatch) {
+		t.Fatalf("after the interruption: %+v, want drawing at %d", mid, 2*cut.DrawBatch)
 	}
 	// The window stays shut meanwhile: arrivals are told it is opening.
 	if _, err := cut.Admit(context.Background(), students+1, 1); !errors.Is(err, enroll.ErrOpening) {
@@ -312,7 +313,7 @@ func TestDrawResumesExactlyOnce(t *testing.T) {
 // TestDrawConcurrent: two drawers at once admit each entry once between them.
 func TestDrawConcurrent(t *testing.T) {
 	rdb, term := dbtest.Redis(t)
-	const students = 3000
+	const students = 5000
 	q := prequeueSetup(t, rdb, term, 20, 1_000_000)
 	carts := randomCarts(students, 20, 9)
 	prequeueAll(t, q, carts)
@@ -320,7 +321,11 @@ func TestDrawConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = New(rdb, term).Draw(context.Background(), uint64(i+1), nil) })
+		wg.Go(func() {
+			d := New(rdb, term)
+			d.DrawBatch = 1000
+			_, errs[i] = d.Draw(context.Background(), uint64(i+1), nil)
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -413,5 +418,22 @@ func TestDrawTakesOverAStaleListing(t *testing.T) {
 	}
 	if n, _ := rdb.LLen(ctx, q.Keys().DrawList()).Result(); n != int64(entries) {
 		t.Fatalf("order has %d entries, want %d", n, entries)
+	}
+}
+
+// TestDrawLargeChunks: a listing chunk of 5,000 students writes 10,000
+// entries in one script call, more than Lua can unpack at once (8,000).
+func TestDrawLargeChunks(t *testing.T) {
+	rdb, term := dbtest.Redis(t)
+	q := prequeueSetup(t, rdb, term, 2, 1_000_000)
+	q.DrawBatch = 5000
+	carts := make([][]int64, 5000)
+	for i := range carts {
+		carts[i] = []int64{1, 2}
+	}
+	prequeueAll(t, q, carts)
+	st, err := q.Draw(context.Background(), 1, nil)
+	if err != nil || st.State != DrawDone || st.Total != 10_000 {
+		t.Fatalf("draw = %+v, %v; want 10,000 entries drawn", st, err)
 	}
 }

@@ -46,6 +46,9 @@ type Redis struct {
 	// RateWindow (0 turns the limit off).
 	RateLimit  int
 	RateWindow time.Duration
+	// DrawBatch is the number of pre-queue entries per call of the draw
+	// (0: DefaultDrawBatch).
+	DrawBatch int
 
 	admits  *groupcommit.Group[admitReq, admitOutcome]
 	lookups *groupcommit.Group[int64, lookupOutcome]

@@ -34,8 +34,9 @@ if redis.call('HGET', KEYS[1], 'lister') ~= token or redis.call('HGET', KEYS[1],
 end
 redis.call('HSET', KEYS[1], 'listing_ms', now_ms)
 if mode == 'push' then
-  if #ARGV > 2 then
-    redis.call('RPUSH', KEYS[2], unpack(ARGV, 3))
+  -- unpack is bounded by Lua's C stack (8,000 values): push in slices
+  for i = 3, #ARGV, 1000 do
+    redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
   return 1
 end
