@@ -160,20 +160,7 @@ func (h *holder) command(line []byte) (done bool, err error) {
 		h.wg.Add(1)
 		go h.dial(int32(idx), string(f[2]), ip)
 		return false, nil
-	case string(f[0]) == "A" && len(f) == 3: // adopt: watched by the server already
-		idx, err1 := strconv.ParseInt(string(f[1]), 10, 32)
-		id, err2 := strconv.ParseInt(string(f[2]), 10, 64)
-		if err1 != nil || err2 != nil {
-			break
-		}
-		h.mu.Lock()
-		w := h.conns[int32(idx)]
-		h.mu.Unlock()
-		if w != nil {
-			w.adoptID(id)
-		}
-		return false, nil
-	case string(f[0]) == "W" && len(f) == 3:
+	case (string(f[0]) == "A" || string(f[0]) == "W") && len(f) == 3:
 		idx, err1 := strconv.ParseInt(string(f[1]), 10, 32)
 		id, err2 := strconv.ParseInt(string(f[2]), 10, 64)
 		if err1 != nil || err2 != nil {
@@ -184,6 +171,10 @@ func (h *holder) command(line []byte) (done bool, err error) {
 		h.mu.Unlock()
 		if w == nil { // the run watches only on connections that were dialed
 			h.wsCount(cntWriteErrors, 1)
+			return false, nil
+		}
+		if string(f[0]) == "A" { // adopt: the server watches it already
+			w.adoptID(id)
 			return false, nil
 		}
 		// A write may wait for a slow server (10s deadline): not in the
