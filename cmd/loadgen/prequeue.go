@@ -168,6 +168,16 @@ type preLearn struct {
 	done    bool    // it knows every outcome, or its reading ended
 }
 
+// claimRead marks the student's GET /me/requests as scheduled and reports
+// whether it is needed (not done, not already scheduled).
+func (pl *preLearn) claimRead() bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	read := !pl.done && !pl.reading
+	pl.reading = true
+	return read
+}
+
 const (
 	toldNot uint8 = iota
 	toldDrawn
@@ -392,11 +402,7 @@ func (r *run) learn(ctx context.Context, pq *prequeueRun) {
 		if st.ws != nil {
 			continue
 		}
-		st.pl.mu.Lock()
-		read := !st.pl.done && !st.pl.reading
-		st.pl.reading = true
-		st.pl.mu.Unlock()
-		if read {
+		if st.pl.claimRead() {
 			pq.readsNoSession.Add(1)
 			pq.sched.add(st, base.Add(randDur(spread)))
 		}
@@ -417,11 +423,7 @@ func (r *run) learn(ctx context.Context, pq *prequeueRun) {
 		if !fellBack && time.Now().After(fallback) {
 			fellBack = true
 			for _, st := range pq.todo {
-				st.pl.mu.Lock()
-				read := !st.pl.done && !st.pl.reading
-				st.pl.reading = true
-				st.pl.mu.Unlock()
-				if read {
+				if st.pl.claimRead() {
 					pq.readsFallback.Add(1)
 					pq.sched.add(st, time.Now())
 				}
