@@ -113,10 +113,11 @@ func TestPrequeueFlow(t *testing.T) {
 }
 
 // TestResumeOpening: a draw cut off half-way leaves the window shut (students
-// are told "opening"); ResumeOpening, which scheduler instances run every
-// 5 s, finishes the draw and opens the window.
+// are told "opening"); ResumeOpening, which every api instance runs every
+// 5 s, finishes the draw and opens the window once the draw has not moved
+// between two looks, and leaves a draw that moves to its drawer.
 func TestResumeOpening(t *testing.T) {
-	const n = 300 // 600 entries: two batches of the draw
+	const n = 300 // 600 entries: three batches of the draw
 	e := newTestEnv(t, n)
 	admin := e.adminToken()
 	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
@@ -127,9 +128,14 @@ func TestResumeOpening(t *testing.T) {
 		}
 	}
 	svc := e.srv.svc
-	svc.Queue.DrawBatch = 500
+	svc.Queue.DrawBatch = 200
 	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
 		t.Fatalf("no draw running: resumed %v, %v", resumed, err)
+	}
+	// The registrar asks to open; the opening's drawer stops after its
+	// first batch (its process died).
+	if err := svc.Queue.WantOpen(context.Background(), true); err != nil {
+		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	if _, err := svc.Queue.Draw(ctx, 3, func(done, total int64) { stop() }); !errors.Is(err, context.Canceled) {
@@ -138,6 +144,22 @@ func TestResumeOpening(t *testing.T) {
 	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}); r.errCode() != "opening" || r.Header.Get("Retry-After") != "1" {
 		t.Fatalf("during the unfinished draw: %d %s %v", r.Code, r.Body, r.Header)
 	}
+	// The first look only notes where the draw stands; the draw then moves
+	// (a live drawer runs one batch), so the second look leaves it alone.
+	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
+		t.Fatalf("first look at the draw: resumed %v, %v", resumed, err)
+	}
+	ctx, stop = context.WithCancel(context.Background())
+	if _, err := svc.Queue.Draw(ctx, 3, func(done, total int64) { stop() }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second cut-off draw: %v", err)
+	}
+	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
+		t.Fatalf("a draw that moved: resumed %v, %v", resumed, err)
+	}
+	if st := e.do("GET", "/api/v1/admin/prequeue", admin, nil).json(t); st["state"] != "drawing" || st["cursor"].(float64) != 400 {
+		t.Fatalf("a moving draw was joined: %v", st)
+	}
+	// It has stopped moving now: the next look finishes it.
 	if resumed, err := svc.ResumeOpening(context.Background()); !resumed || err != nil {
 		t.Fatalf("resume: %v, %v", resumed, err)
 	}
@@ -147,6 +169,76 @@ func TestResumeOpening(t *testing.T) {
 	}
 	if r := e.do("GET", "/api/v1/admin/window", admin, nil).json(t); r["open"] != true {
 		t.Fatalf("window after resuming: %v", r)
+	}
+	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}), 202)
+}
+
+// TestCloseDuringDraw: a registrar who closes the window while an opening
+// draws the pre-queue has the last word. The draw still finishes (every
+// entry is drawn exactly once and keeps its place), but the window stays
+// closed after it, whoever finishes the draw; opening again opens it.
+func TestCloseDuringDraw(t *testing.T) {
+	const n = 200 // 400 entries: two batches of the draw
+	e := newTestEnv(t, n)
+	admin := e.adminToken()
+	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
+	e.mustStatus(e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}), 200)
+	for i := range n {
+		for _, c := range []int64{e.courses[4], e.courses[3]} {
+			e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(i), map[string]any{"course_id": c}), 202)
+		}
+	}
+	svc := e.srv.svc
+	svc.Queue.DrawBatch = 200
+	// The opening's drawer stops after its first batch (its process died).
+	if err := svc.Queue.WantOpen(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	if _, err := svc.Queue.Draw(ctx, 5, func(done, total int64) { stop() }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut-off draw: %v", err)
+	}
+	if r := e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}).json(t); r["open"] != false {
+		t.Fatalf("closing during the draw: %v", r)
+	}
+	// Another instance finds the draw stalled and finishes it.
+	for look := 1; ; look++ {
+		resumed, err := svc.ResumeOpening(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resumed {
+			break
+		}
+		if look == 2 {
+			t.Fatal("a stalled draw was not resumed on the second look")
+		}
+	}
+	st := e.do("GET", "/api/v1/admin/prequeue", admin, nil).json(t)
+	if st["state"] != "done" || st["cursor"].(float64) != 2*n {
+		t.Fatalf("after the draw: %v", st)
+	}
+	if r := e.do("GET", "/api/v1/admin/window", admin, nil).json(t); r["open"] != false {
+		t.Fatalf("the draw reopened a window the registrar closed: %v", r)
+	}
+	if r := e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}); r.errCode() != "window_closed" {
+		t.Fatalf("enrolling after the draw, window closed: %d %s", r.Code, r.Body)
+	}
+	// Every entry was drawn: none is left waiting, and each student's two
+	// entries are listed with an outcome.
+	for i := range n {
+		items, _ := e.do("GET", "/api/v1/me/requests", e.token(i), nil).json(t)["prequeue"].([]any)
+		if len(items) != 2 {
+			t.Fatalf("student %d: %d pre-queue entries listed, want 2", i, len(items))
+		}
+		for _, it := range items {
+			if st := it.(map[string]any)["status"]; st != "drawn" && st != "refused" {
+				t.Fatalf("student %d: entry %v after the draw", i, it)
+			}
+		}
+	}
+	if r := e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": true}).json(t); r["open"] != true {
+		t.Fatalf("opening after the draw: %v", r)
 	}
 	e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(0), map[string]any{"course_id": e.courses[2]}), 202)
 }

@@ -323,11 +323,14 @@ func (s *server) setWindow(c *gin.Context) {
 	}
 	// Opening may draw a large pre-queue (seconds): finish it even if the
 	// registrar's browser or nginx stops waiting.
-	if err := s.svc.SetWindow(context.WithoutCancel(c.Request.Context()), *in.Open); err != nil {
+	// The answer is the window's state afterwards: an opening whose draw
+	// was overtaken by a close leaves it closed.
+	open, err := s.svc.SetWindow(context.WithoutCancel(c.Request.Context()), *in.Open)
+	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"open": *in.Open})
+	c.JSON(http.StatusOK, gin.H{"open": open})
 }
 
 func (s *server) getWindow(c *gin.Context) {

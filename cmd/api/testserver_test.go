@@ -84,7 +84,7 @@ func newTestEnv(t testing.TB, n int) *testEnv {
 	}
 	srv.svc.Queue.RateLimit = 0
 	e.srv, e.h = srv, srv.routes()
-	if err := srv.svc.SetWindow(ctx, true); err != nil {
+	if _, err := srv.svc.SetWindow(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	rs := redsync.New(goredis.NewPool(rdb))

@@ -128,9 +128,7 @@ func (r *run) openWithDraw(ctx context.Context, admin string, pq *prequeueRun) e
 		if err == nil {
 			break
 		}
-		code := errCode(err)
-		again := code == "transport" || strings.HasPrefix(code, "http_5") || code == "unavailable" || code == "internal"
-		if !again || pq.attempts >= 5 || ctx.Err() != nil {
+		if !transient(err) || pq.attempts >= 5 || ctx.Err() != nil {
 			return err
 		}
 		r.logf("opening: %v; opening again resumes the draw", err)
@@ -145,7 +143,14 @@ func (r *run) openWithDraw(ctx context.Context, admin string, pq *prequeueRun) e
 	for k, v := range after {
 		pq.cpuDraw[k] = round1(max(v-before[k], 0))
 	}
+	// The stack is at its busiest right after the opening: a read that
+	// nginx could not pass on is tried again rather than ending the run.
 	st, err := r.api.prequeue(ctx, admin)
+	for try := 1; err != nil && transient(err) && try < 5 && ctx.Err() == nil; try++ {
+		r.logf("reading the pre-queue: %v; again in 1s", err)
+		sleepCtx(ctx, time.Second)
+		st, err = r.api.prequeue(ctx, admin)
+	}
 	if err != nil {
 		return err
 	}
@@ -795,4 +800,11 @@ func prequeueLines(p *prequeueReport) string {
 			p.Undrawn, p.Missing, p.Unlearned, p.FrameGETMismatches)
 	}
 	return b.String()
+}
+
+// transient reports whether a failed admin call may succeed if made again:
+// the connection failed, or nginx or the api answered with a server error.
+func transient(err error) bool {
+	code := errCode(err)
+	return code == "transport" || strings.HasPrefix(code, "http_5") || code == "unavailable" || code == "internal"
 }

@@ -48,6 +48,9 @@ type Service struct {
 	winAt    time.Time
 	winCache []enroll.Window
 
+	resumeMu   sync.Mutex
+	resumeSeen string // the running draw as ResumeOpening last saw it
+
 	stats statsState
 }
 
@@ -219,29 +222,46 @@ func (s *Service) Cancel(ctx context.Context, c auth.Claims, id int64) (RequestV
 	return RequestView{RequestID: id, CourseID: d.CourseID, Ticket: d.Ticket, Status: d.Status, Reason: d.Reason}, nil
 }
 
-// SetWindow opens or closes registration for the term. Opening draws the
-// pre-queue first, if there is one: its entries get their tickets before
-// anyone else can get one (arrivals meanwhile are told the window is
-// opening). An interrupted opening is resumed by opening again.
-func (s *Service) SetWindow(ctx context.Context, open bool) error {
-	if open {
-		// Make sure hints exist before the first request arrives.
-		if err := s.Reconcile(ctx); err != nil {
-			return err
-		}
-		if err := s.draw(ctx); err != nil {
-			return err
-		}
+// SetWindow opens or closes registration for the term and reports whether
+// the window is open afterwards. Opening draws the pre-queue first, if
+// there is one: its entries get their tickets before anyone else can get
+// one (arrivals meanwhile are told the window is opening). An interrupted
+// opening is resumed by opening again. Closing while an opening draws lets
+// the draw finish (its entries keep their places in line) and keeps the
+// window closed after it: the registrar's last word wins.
+func (s *Service) SetWindow(ctx context.Context, open bool) (bool, error) {
+	if err := s.Queue.WantOpen(ctx, open); err != nil {
+		return false, err
 	}
-	if err := s.Queue.SetOpen(ctx, open); err != nil || !open {
-		return err
+	if !open {
+		return false, s.Queue.SetOpen(ctx, false)
+	}
+	return s.finishOpening(ctx)
+}
+
+// finishOpening reconciles the seat hints, draws the pre-queue (or joins
+// its draw) and opens the window unless the registrar has closed it since.
+func (s *Service) finishOpening(ctx context.Context) (bool, error) {
+	// Make sure hints exist before the first request arrives.
+	if err := s.Reconcile(ctx); err != nil {
+		return false, err
+	}
+	if err := s.draw(ctx); err != nil {
+		return false, err
+	}
+	opened, err := s.Queue.OpenAsWanted(ctx)
+	if err != nil || !opened {
+		if err == nil {
+			s.log().Warn("pre-queue drawn; the window stays closed: the registrar closed it during the draw")
+		}
+		return false, err
 	}
 	// Tell the pages waiting for the draw (queue-ws forwards it).
 	st, err := s.Queue.DrawStatus(ctx)
 	if err != nil {
-		return err
+		return true, err
 	}
-	return s.Queue.PublishOpened(ctx, st.Students)
+	return true, s.Queue.PublishOpened(ctx, st.Students)
 }
 
 // Reconcile resets the seat hints and the ticket floor from MariaDB.

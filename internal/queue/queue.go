@@ -36,6 +36,7 @@ var (
 	watermarkScript = script("watermark")
 	reconcileScript = script("reconcile")
 	drawListScript  = script("drawlist")
+	openScript      = script("open")
 )
 
 // Redis is one term's queue in Redis.
@@ -405,6 +406,31 @@ func (q *Redis) SetOpen(ctx context.Context, open bool) error {
 		return fmt.Errorf("set window open=%v: %w", open, err)
 	}
 	return nil
+}
+
+// WantOpen records the registrar's last word on the window (open or
+// closed). An opening that draws the pre-queue opens the window at its end
+// only if that word is still "open" (OpenAsWanted), so a close sent during
+// the draw is not overridden by it.
+func (q *Redis) WantOpen(ctx context.Context, open bool) error {
+	want := "0"
+	if open {
+		want = "1"
+	}
+	if err := q.rdb.HSet(ctx, q.keys.Draw(), "want", want).Err(); err != nil {
+		return fmt.Errorf("record the window's wanted state (open=%v): %w", open, err)
+	}
+	return nil
+}
+
+// OpenAsWanted opens the window unless the registrar's last word
+// (WantOpen) was "closed", and reports whether it is open.
+func (q *Redis) OpenAsWanted(ctx context.Context) (bool, error) {
+	n, err := openScript.Run(ctx, q.rdb, []string{q.keys.Open(), q.keys.Draw()}).Int()
+	if err != nil {
+		return false, fmt.Errorf("open the window: %w", err)
+	}
+	return n == 1, nil
 }
 
 // IsOpen reports the window flag.
