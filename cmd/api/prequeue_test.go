@@ -113,7 +113,7 @@ func TestPrequeueFlow(t *testing.T) {
 }
 
 // TestResumeOpening: a draw cut off half-way leaves the window shut (students
-// are told "opening"); ResumeOpening, which every api instance runs every
+// are told "opening"); ResumeOpening, which every scheduler instance runs every
 // 5 s, finishes the draw and opens the window once the draw has not moved
 // between two looks, and leaves a draw that moves to its drawer.
 func TestResumeOpening(t *testing.T) {
