@@ -773,3 +773,44 @@ func TestPrequeueLottery(t *testing.T) {
 		t.Fatalf("enrollments in the course = %d (%v), want 1", n, err)
 	}
 }
+
+// TestOpeningRetry: a student who presses 신청 while the opening draws the
+// pre-queue gets 503 opening (nothing is queued); the page says so and sends
+// the request again after Retry-After, so once the window is open the
+// request is queued without the student pressing again.
+func TestOpeningRetry(t *testing.T) {
+	s := newStack(t, 1, false, true)
+	bg := context.Background()
+	ctx := browser(t, 1280, 900)
+	var courseID int64
+	if err := s.db.Get(&courseID, "SELECT id FROM courses WHERE code = 'CSE4051' AND section = '01'"); err != nil {
+		t.Fatal(err)
+	}
+	// The opening is drawing: admit.lua tells every arrival "opening".
+	draw := s.q.Keys().Draw()
+	if err := s.rdb.HSet(bg, draw, "state", queue.DrawDrawing, "total", 1, "cursor", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "press 신청 during the draw",
+		append(registerFromSearch(t, s, ctx),
+			waitText("#flash", "수강신청을 여는 중입니다"))...)
+	shot(t, ctx, "1-opening")
+	if n, err := s.rdb.ZCard(bg, s.q.Keys().Pending()).Result(); err != nil || n != 0 {
+		t.Fatalf("queued during the draw: %d requests, %v", n, err)
+	}
+	// The draw ends and the window opens; the page's next try is queued.
+	if err := s.rdb.HSet(bg, draw, "state", queue.DrawDone, "cursor", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.q.SetOpen(bg, true); err != nil {
+		t.Fatal(err)
+	}
+	item := fmt.Sprintf(`.queue-item[data-course-id="%d"]`, courseID)
+	run(t, ctx, "queued after the opening, without pressing again",
+		within(15*time.Second, chromedp.WaitVisible(chromedp.CSS(item+`[data-status="queued"]`))),
+		waitText("#view-title", "신청 현황"))
+	shot(t, ctx, "2-queued")
+	if n, err := s.rdb.ZCard(bg, s.q.Keys().Pending()).Result(); err != nil || n != 1 {
+		t.Fatalf("after the opening: %d requests queued, want 1 (%v)", n, err)
+	}
+}
