@@ -112,12 +112,11 @@ func TestPrequeueFlow(t *testing.T) {
 	}
 }
 
-// TestResumeOpening: a draw cut off half-way leaves the window shut (students
-// are told "opening"); ResumeOpening, which every scheduler instance runs every
-// 5 s, finishes the draw and opens the window once the draw has not moved
-// between two looks, and leaves a draw that moves to its drawer.
-func TestResumeOpening(t *testing.T) {
-	const n = 300 // 600 entries: three batches of the draw
+// prequeued returns a stack whose window is closed and whose pre-queue holds
+// two entries of each of n students, drawn in batches of 200, and the
+// registrar's token.
+func prequeued(t *testing.T, n int) (*testEnv, string) {
+	t.Helper()
 	e := newTestEnv(t, n)
 	admin := e.adminToken()
 	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
@@ -127,8 +126,18 @@ func TestResumeOpening(t *testing.T) {
 			e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(i), map[string]any{"course_id": c}), 202)
 		}
 	}
+	e.srv.svc.Queue.DrawBatch = 200
+	return e, admin
+}
+
+// TestResumeOpening: a draw cut off half-way leaves the window shut (students
+// are told "opening"); ResumeOpening, which every scheduler instance runs every
+// 5 s, finishes the draw and opens the window once the draw has not moved
+// between two looks, and leaves a draw that moves to its drawer.
+func TestResumeOpening(t *testing.T) {
+	const n = 300 // 600 entries: three batches of the draw
+	e, admin := prequeued(t, n)
 	svc := e.srv.svc
-	svc.Queue.DrawBatch = 200
 	if resumed, err := svc.ResumeOpening(context.Background()); resumed || err != nil {
 		t.Fatalf("no draw running: resumed %v, %v", resumed, err)
 	}
@@ -179,17 +188,8 @@ func TestResumeOpening(t *testing.T) {
 // closed after it, whoever finishes the draw; opening again opens it.
 func TestCloseDuringDraw(t *testing.T) {
 	const n = 200 // 400 entries: two batches of the draw
-	e := newTestEnv(t, n)
-	admin := e.adminToken()
-	e.mustStatus(e.do("POST", "/api/v1/admin/window", admin, map[string]any{"open": false}), 200)
-	e.mustStatus(e.do("POST", "/api/v1/admin/prequeue", admin, map[string]any{"open": true}), 200)
-	for i := range n {
-		for _, c := range []int64{e.courses[4], e.courses[3]} {
-			e.mustStatus(e.do("POST", "/api/v1/enrollments", e.token(i), map[string]any{"course_id": c}), 202)
-		}
-	}
+	e, admin := prequeued(t, n)
 	svc := e.srv.svc
-	svc.Queue.DrawBatch = 200
 	// The opening's drawer stops after its first batch (its process died).
 	if err := svc.Queue.WantOpen(context.Background(), true); err != nil {
 		t.Fatal(err)
