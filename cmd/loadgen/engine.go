@@ -66,7 +66,6 @@ type config struct {
 	CloseWindow   bool
 	ProgressEvery time.Duration
 	Quiet         bool
-	Nice          int // loadgen and its ws-holders run this many nice levels below the stack (-nice)
 	Stdout        io.Writer
 }
 

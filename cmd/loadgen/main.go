@@ -121,7 +121,6 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 	fs.StringVar(&m.JSONOut, "json", "", "also write the JSON report to this file (it is always printed on stdout and written to -out)")
 	fs.StringVar(&m.CheckJTL, "check-jtl", "", "only summarise this JMeter result file (CSV) and exit 1 if any sample failed")
 	fs.StringVar(&m.CPUProfile, "cpuprofile", "", "write loadgen's own CPU profile of the run to this file")
-	fs.IntVar(&cfg.Nice, "nice", 0, "lower the CPU priority of loadgen and its ws-holders by this much (1-19; 0: off): on one machine the harness stands in for 100,000 browsers elsewhere, and with it niced the stack under test is served first")
 	fs.BoolVar(&m.PrepareOnly, "prepare-only", false, "only prepare: import load students if needed (and -reset), write tokens.csv and courses.csv to -out")
 	if err := fs.Parse(args); err != nil {
 		return cfg, m, err
@@ -222,15 +221,6 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) (Repo
 	}
 	if m.PrepareOnly {
 		return Report{LawsOK: true}, prepareOnly(ctx, cfg, stdout)
-	}
-	if cfg.Nice < 0 || cfg.Nice > 19 {
-		return Report{}, fmt.Errorf("-nice %d: want 0 (off) to 19", cfg.Nice)
-	}
-	if err := lowerPriority(cfg.Nice); err != nil {
-		return Report{}, err
-	}
-	if cfg.Nice > 0 {
-		fmt.Fprintf(stderr, "loadgen and its ws-holders run %d nice levels below the stack\n", cfg.Nice)
 	}
 	if m.CPUProfile != "" {
 		f, err := os.Create(m.CPUProfile)
@@ -389,7 +379,7 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	}
 	defer r.close()
 
-	info := runInfo{StartedAt: r.start.UTC(), Nice: cfg.Nice, BaseURL: cfg.BaseURL, Students: cfg.Students, Ramp: cfg.Ramp.String(),
+	info := runInfo{StartedAt: r.start.UTC(), BaseURL: cfg.BaseURL, Students: cfg.Students, Ramp: cfg.Ramp.String(),
 		Shape: cfg.Shape, Concurrency: cfg.Concurrency, PopularShare: cfg.PopularShare, PopularCount: cfg.PopularCount,
 		Cart: fmt.Sprintf("%d-%d", cfg.CartMin, cfg.CartMax), CancelRate: cfg.CancelRate, DropRate: cfg.DropRate,
 		WS: cfg.WS, WSShare: cfg.WSShare, Sources: cfg.Sources, Seed: cfg.Seed, Reset: cfg.Reset, WSVia: "off", Poll: cfg.Poll}

@@ -81,7 +81,6 @@ type Report struct {
 
 type runInfo struct {
 	StartedAt    time.Time `json:"started_at"`
-	Nice         int       `json:"nice,omitempty"` // the harness ran this many nice levels below the stack (-nice)
 	BaseURL      string    `json:"base_url"`
 	Students     int       `json:"students"`
 	Ramp         string    `json:"ramp"`
