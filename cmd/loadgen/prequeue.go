@@ -151,6 +151,16 @@ func (r *run) openWithDraw(ctx context.Context, admin string, pq *prequeueRun) e
 		sleepCtx(ctx, time.Second)
 		st, err = r.api.prequeue(ctx, admin)
 	}
+	if err != nil && r.q != nil {
+		// The registrar's readout is out of reach through nginx: the same
+		// status straight from Redis keeps the run (and its verification).
+		r.logf("reading the pre-queue through the api failed (%v); reading it from Redis", err)
+		var qs queue.DrawStatus
+		if qs, err = r.q.DrawStatus(ctx); err == nil {
+			st = drawStatus{Open: qs.Open, Students: qs.Students, Entries: qs.Entries, State: qs.State, Seed: drawSeed(qs.Seed),
+				Total: qs.Total, Cursor: qs.Cursor, StartedAt: qs.StartedAt, DoneAt: qs.DoneAt}
+		}
+	}
 	if err != nil {
 		return err
 	}
