@@ -230,11 +230,11 @@ func (s *Service) Cancel(ctx context.Context, c auth.Claims, id int64) (RequestV
 // the draw finish (its entries keep their places in line) and keeps the
 // window closed after it: the registrar's last word wins.
 func (s *Service) SetWindow(ctx context.Context, open bool) (bool, error) {
-	if err := s.Queue.WantOpen(ctx, open); err != nil {
-		return false, err
-	}
 	if !open {
 		return false, s.Queue.SetOpen(ctx, false)
+	}
+	if err := s.Queue.WantOpen(ctx, true); err != nil {
+		return false, err
 	}
 	return s.finishOpening(ctx)
 }

@@ -394,33 +394,39 @@ func (q *Redis) Dropped(ctx context.Context, student, course int64) error {
 	return nil
 }
 
-// SetOpen opens or closes the registration window flag.
+// SetOpen sets the window flag and records it as the registrar's last word
+// (see WantOpen), in one transaction: a close is never undone by an opening
+// that was drawing the pre-queue meanwhile.
 func (q *Redis) SetOpen(ctx context.Context, open bool) error {
-	var err error
+	pipe := q.rdb.TxPipeline()
+	pipe.HSet(ctx, q.keys.Draw(), "want", wantField(open))
 	if open {
-		err = q.rdb.Set(ctx, q.keys.Open(), "1", 0).Err()
+		pipe.Set(ctx, q.keys.Open(), "1", 0)
 	} else {
-		err = q.rdb.Del(ctx, q.keys.Open()).Err()
+		pipe.Del(ctx, q.keys.Open())
 	}
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("set window open=%v: %w", open, err)
 	}
 	return nil
 }
 
 // WantOpen records the registrar's last word on the window (open or
-// closed). An opening that draws the pre-queue opens the window at its end
-// only if that word is still "open" (OpenAsWanted), so a close sent during
-// the draw is not overridden by it.
+// closed) without setting the flag: an opening records "open" before it
+// draws the pre-queue, and at its end opens the window only if that word
+// is still "open" (OpenAsWanted).
 func (q *Redis) WantOpen(ctx context.Context, open bool) error {
-	want := "0"
-	if open {
-		want = "1"
-	}
-	if err := q.rdb.HSet(ctx, q.keys.Draw(), "want", want).Err(); err != nil {
+	if err := q.rdb.HSet(ctx, q.keys.Draw(), "want", wantField(open)).Err(); err != nil {
 		return fmt.Errorf("record the window's wanted state (open=%v): %w", open, err)
 	}
 	return nil
+}
+
+func wantField(open bool) string {
+	if open {
+		return "1"
+	}
+	return "0"
 }
 
 // OpenAsWanted opens the window unless the registrar's last word
