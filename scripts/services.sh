@@ -40,6 +40,10 @@ DB_PASS=enrollq
 REPL_USER=repl
 REPL_PASS="${ENROLLQ_REPL_PASSWORD:-enrollq-repl}"
 
+# Redis's share of the CPU under contention (docs/OPERATIONS.md, "CPU
+# shares"): the nice value of its scheduler autogroup, -20..19.
+REDIS_NICE="${ENROLLQ_REDIS_NICE:--20}"
+
 OS_WAIT_SECONDS="${ENROLLQ_OPENSEARCH_WAIT:-180}"
 OS_HEAP="${ENROLLQ_OPENSEARCH_HEAP:--Xms512m -Xmx1g}"
 
@@ -150,6 +154,23 @@ raise_nofile() {
   ulimit -Sn "$hard" 2>/dev/null || true
 }
 nofile() { ulimit -n | sed 's/unlimited/1048576/'; }
+
+# cpu_share NAME PID NICE: set the nice value of PID's scheduler autogroup.
+# Every service runs in its own session, and with sched_autogroup (on by
+# default in Debian's kernel) the CPU is shared between sessions first and
+# only then between the threads inside one: a process's own nice value
+# (renice) does not change its session's share, the autogroup's does.
+# No-op where autogroups are off (e.g. under systemd, where the service's
+# cgroup and CPUWeight= decide instead).
+cpu_share() {
+  local name=$1 pid=$2 nice=$3
+  [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/$pid/autogroup ]] || return 0
+  if echo "$nice" 2>/dev/null >"/proc/$pid/autogroup"; then
+    info "$name: CPU share of its session set to nice $nice ($(cat "/proc/$pid/autogroup"))"
+  else
+    warn "$name: could not set its session's CPU share to nice $nice (needs CAP_SYS_NICE below 0)"
+  fi
+}
 
 # ---------------------------------------------------------------------------
 # One set of services per machine. When a port is held by EnrollQ services that
@@ -540,6 +561,7 @@ redis_up() {
   mkdir -p "$REDIS_DIR/data"
   if pid_alive "$REDIS_DIR/redis.pid" && redis_ping; then
     ok "redis already running (pid $(pid_of "$REDIS_DIR/redis.pid"))"
+    redis_share
     return 0
   fi
   if pid_alive "$REDIS_DIR/redis.pid"; then
@@ -562,6 +584,7 @@ redis_up() {
   for ((i = 0; i < 1800; i++)); do
     if redis_ping; then
       ok "redis answers PONG (pid $(pid_of "$REDIS_DIR/redis.pid"))"
+      redis_share
       return 0
     fi
     sleep 0.1
@@ -569,6 +592,13 @@ redis_up() {
   tail_log "$REDIS_DIR/redis.log"
   die "redis did not answer within 180s"
 }
+
+# redis_share: Redis is one thread that every admission, draw batch and
+# decision passes through; when the box is saturated (the crowd's 100,000
+# sessions), an equal share per session left it ~1/15 of a core and its
+# scripts ran 10-15x slower. Its session gets the weight of REDIS_NICE; it
+# can still use at most one core.
+redis_share() { cpu_share redis "$(pid_of "$REDIS_DIR/redis.pid")" "$REDIS_NICE"; }
 
 redis_down() {
   step "redis: stopping"
@@ -592,8 +622,11 @@ redis_down() {
 
 redis_status() {
   if pid_alive "$REDIS_DIR/redis.pid" && redis_ping; then
-    printf '%-16s %sup%s   pid %s, 127.0.0.1:6379, aof %s\n' redis "$G" "$N" "$(pid_of "$REDIS_DIR/redis.pid")" \
-      "$(redis-cli -h 127.0.0.1 -p 6379 config get appendfsync 2>/dev/null | tail -1)"
+    local pid
+    pid=$(pid_of "$REDIS_DIR/redis.pid")
+    printf '%-16s %sup%s   pid %s, 127.0.0.1:6379, aof %s, session CPU share: %s\n' redis "$G" "$N" "$pid" \
+      "$(redis-cli -h 127.0.0.1 -p 6379 config get appendfsync 2>/dev/null | tail -1)" \
+      "$(sed 's/^.* nice /nice /' "/proc/$pid/autogroup" 2>/dev/null || echo n/a)"
   else
     printf '%-16s %sdown%s\n' redis "$R" "$N"
     return 1
