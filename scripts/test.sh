@@ -78,6 +78,7 @@ run_tests() {
     printf '\n==> full go test output (%s)\n' "$GO_TEST_LOG"
     grep -vE '^(=== (RUN|PAUSE|CONT|NAME)|    --- PASS|--- PASS|--- SKIP|PASS$)' "$GO_TEST_LOG"
   fi
+  fail_blocks >"$GO_TEST_LOG.failures"
   TESTS_PASSED=$(grep -cE '^\s*--- PASS' "$GO_TEST_LOG")
   TESTS_FAILED=$(grep -cE '^\s*--- FAIL' "$GO_TEST_LOG")
   ((rc == 0 || TESTS_FAILED > 0)) || TESTS_FAILED=1 # a build failure or panic counts
@@ -85,6 +86,18 @@ run_tests() {
 }
 TESTS_PASSED=0
 TESTS_FAILED=0
+
+# fail_blocks: each failing test's verdict line and the first 40 lines of its
+# output (each cut at 400 characters), from the go test log; printed again
+# under the summary so that the reason is on the last screen of a long run.
+fail_blocks() {
+  awk '
+    /^[ \t]*--- FAIL/ { inb = 1; n = 0; print; next }
+    inb && /^(=== |--- |[ \t]*--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$)/ { inb = 0 }
+    inb && /^[ \t]/ { if (n++ < 40) print substr($0, 1, 400); else if (n == 41) print "        [... more lines in the full log]"; next }
+    inb { inb = 0 }
+  ' "$GO_TEST_LOG"
+}
 
 echo "==> $($GO version), services: $(bash scripts/services.sh status >/dev/null 2>&1 && echo up || echo 'NOT all up')"
 run_step "gofmt -l ." check_gofmt
@@ -98,6 +111,10 @@ printf '\n==> summary\n'
 printf '    %s\n' "${results[@]}"
 if ((failed)); then
   echo "make test: FAILED ($((SECONDS - T0))s)"
+  if [[ -s $GO_TEST_LOG.failures ]]; then
+    printf '\n==> failing tests (first lines of each; the whole log: %s)\n' "$GO_TEST_LOG"
+    cat "$GO_TEST_LOG.failures"
+  fi
   echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
   exit 1
 fi

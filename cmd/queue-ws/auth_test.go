@@ -307,3 +307,48 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestShutdownWhileClientsLeave: clients that hang up while the instance
+// shuts down (a browser closing as a deploy drains it) still end their
+// sessions, and shutdown completes without leaving goroutines behind.
+// melody stops its hub on CloseWithMsg and a session ending at that moment
+// blocked for ever on its unregister; shutdown now closes the sessions
+// first and stops the hub once they have ended.
+func TestShutdownWhileClientsLeave(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t, 4, 1)
+	const rounds, perRound = 6, 60
+	for round := range rounds {
+		ts := startServer(t, f, options{Tick: 100 * time.Millisecond})
+		conns := make([]*websocket.Conn, 0, perRound)
+		for i := range perRound {
+			r := f.reqs[i%len(f.reqs)]
+			c, _, err := dialer.Dial(wsURL(ts.url, f.wsToken(r.student))+"&draw=1", nil)
+			if err != nil {
+				t.Fatalf("round %d: dial %d: %v", round, i, err)
+			}
+			conns = append(conns, c)
+		}
+		waitUntil(t, func() bool { return ts.srv.eng.Stats().Sessions == perRound })
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- ts.srv.shutdown(ctx)
+		}()
+		// Hang up one by one over the few milliseconds the shutdown takes
+		// to reach the sessions.
+		for i, c := range conns {
+			_ = c.Close()
+			if i%4 == 0 {
+				time.Sleep(time.Duration(round*50) * time.Microsecond)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: shutdown with clients leaving: %v", round, err)
+		}
+		if n := ts.srv.eng.Stats().Sessions; n != 0 {
+			t.Fatalf("round %d: %d sessions open after shutdown", round, n)
+		}
+	}
+}

@@ -48,7 +48,7 @@ func checkGoroutines(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for runtime.NumGoroutine() > before {
 			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
+				buf := make([]byte, 64<<10) // the first goroutines are enough to name the leak
 				buf = buf[:runtime.Stack(buf, true)]
 				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf)
 				return
@@ -235,8 +235,11 @@ func startServerBuf(t *testing.T, f *fixture, o options, writeBuffer int) *testS
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
+		began := time.Now()
 		if err := srv.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+			st := srv.eng.Stats()
+			t.Errorf("shutdown after %v: %v (sessions %d, watches %d, draw waiters %d, handshakes %d)",
+				time.Since(began).Round(time.Millisecond), err, st.Sessions, st.Watches, st.DrawWaiters, srv.upgrading.Load())
 		}
 		<-served
 		rdb.Close()

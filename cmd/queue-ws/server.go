@@ -205,11 +205,22 @@ func (s *server) shutdown(ctx context.Context) error {
 		s.start() // so that engDone closes even if start was never called
 		<-s.engDone
 		s.watchers.Wait()
-		if err := s.mel.CloseWithMsg(melody.FormatCloseMessage(positions.CloseGoingAway, positions.ReasonGoingAway)); err != nil && !errors.Is(err, melody.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close sessions: %w", err))
+		// Each session is closed on its own, and melody's hub stops only
+		// once they have all ended: a session that ends while the hub stops
+		// would block for ever on its unregister (melody v1.1.4 checks that
+		// the hub is open, then sends on an unbuffered channel its loop no
+		// longer reads), and its disconnect would never run.
+		goingAway := melody.FormatCloseMessage(positions.CloseGoingAway, positions.ReasonGoingAway)
+		if all, err := s.mel.Sessions(); err == nil {
+			for _, ms := range all {
+				_ = ms.CloseWithMsg(goingAway) // ErrSessionClosed: it is ending already
+			}
 		}
 		if err := waitFor(ctx, func() bool { return s.eng.Stats().Sessions == 0 }); err != nil {
 			errs = append(errs, fmt.Errorf("%d sessions still open: %w", s.eng.Stats().Sessions, err))
+		}
+		if err := s.mel.CloseWithMsg(goingAway); err != nil && !errors.Is(err, melody.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close the session hub: %w", err))
 		}
 	})
 	return errors.Join(errs...)
