@@ -19,6 +19,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 # shellcheck source=scripts/sizing.sh
 source "$REPO/scripts/sizing.sh"
+# shellcheck source=scripts/cpushare.sh
+source "$REPO/scripts/cpushare.sh"
+API_NICE="${ENROLLQ_API_NICE:--10}"
 STATE="${ENROLLQ_STATE_DIR:-$REPO/.state}"
 mkdir -p "$STATE/app"
 STATE="$(cd "$STATE" && pwd)"
@@ -118,6 +121,11 @@ step "starting api x2 and queue-ws x${#WS_PORTS[@]} (${WS_PORTS[*]}: sized for $
 pprof() { [[ ${ENROLLQ_PPROF:-0} == 1 ]] && echo "--pprof=127.0.0.1:$1" || true; }
 start api-8081 ENROLLQ_HTTP_ADDR=127.0.0.1:8081 -- bin/api --scheduler=true $(pprof 9081)
 start api-8083 ENROLLQ_HTTP_ADDR=127.0.0.1:8083 -- bin/api --scheduler=true --indexer=false $(pprof 9083)
+# The apis decide (the scheduler) and admit: a larger CPU share than the
+# fan-out when the crowd saturates the box (scripts/cpushare.sh).
+for name in api-8081 api-8083; do
+  cpu_share "$name" "$(tr -dc '0-9' <"$APP/$name.pid")" "$API_NICE"
+done
 for port in "${WS_PORTS[@]}"; do
   start "queue-ws-$port" "ENROLLQ_WS_ADDR=127.0.0.1:$port" -- bin/queue-ws $(pprof $((port + 1000)))
 done

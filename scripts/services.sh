@@ -40,9 +40,11 @@ DB_PASS=enrollq
 REPL_USER=repl
 REPL_PASS="${ENROLLQ_REPL_PASSWORD:-enrollq-repl}"
 
-# Redis's share of the CPU under contention (docs/OPERATIONS.md, "CPU
-# shares"): the nice value of its scheduler autogroup, -20..19.
+# The decision path's share of the CPU under contention (scripts/cpushare.sh):
+# the nice value, -20..19, of the scheduler autogroup of Redis and of the
+# MariaDB primary (the apis get ENROLLQ_API_NICE in run.sh).
 REDIS_NICE="${ENROLLQ_REDIS_NICE:--20}"
+DB_NICE="${ENROLLQ_DB_NICE:--10}"
 
 OS_WAIT_SECONDS="${ENROLLQ_OPENSEARCH_WAIT:-180}"
 OS_HEAP="${ENROLLQ_OPENSEARCH_HEAP:--Xms512m -Xmx1g}"
@@ -155,22 +157,9 @@ raise_nofile() {
 }
 nofile() { ulimit -n | sed 's/unlimited/1048576/'; }
 
-# cpu_share NAME PID NICE: set the nice value of PID's scheduler autogroup.
-# Every service runs in its own session, and with sched_autogroup (on by
-# default in Debian's kernel) the CPU is shared between sessions first and
-# only then between the threads inside one: a process's own nice value
-# (renice) does not change its session's share, the autogroup's does.
-# No-op where autogroups are off (e.g. under systemd, where the service's
-# cgroup and CPUWeight= decide instead).
-cpu_share() {
-  local name=$1 pid=$2 nice=$3
-  [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/$pid/autogroup ]] || return 0
-  if echo "$nice" 2>/dev/null >"/proc/$pid/autogroup"; then
-    info "$name: CPU share of its session set to nice $nice ($(cat "/proc/$pid/autogroup"))"
-  else
-    warn "$name: could not set its session's CPU share to nice $nice (needs CAP_SYS_NICE below 0)"
-  fi
-}
+# cpu_share, share_of: scripts/cpushare.sh.
+# shellcheck source=scripts/cpushare.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cpushare.sh"
 
 # ---------------------------------------------------------------------------
 # One set of services per machine. When a port is held by EnrollQ services that
@@ -472,7 +461,12 @@ mariadb_up() { # mariadb_up [primary] [replica]
     my_init "$REPLICA_DIR" replica
   fi
 
-  if [[ $want_p == 1 ]]; then my_start "$PRIMARY_DIR" primary 3306; fi
+  if [[ $want_p == 1 ]]; then
+    my_start "$PRIMARY_DIR" primary 3306
+    # Every decision is a transaction on the primary: it gets a larger
+    # share than the fan-out (queue-ws, nginx) when the box is saturated.
+    cpu_share mariadb-primary "$(pid_of "$PRIMARY_DIR/mysqld.pid")" "$DB_NICE"
+  fi
   if [[ $want_r == 1 ]]; then my_start "$REPLICA_DIR" replica 3307; fi
 
   # Wire up replication and the application user whenever both run; every
@@ -526,8 +520,9 @@ mariadb_down() { # mariadb_down [primary] [replica]
 mariadb_status() {
   local rc=0 s io sql lag
   if my_running "$PRIMARY_DIR"; then
-    printf '%-16s %sup%s   pid %s, 127.0.0.1:3306, gtid_binlog_pos %s\n' mariadb-primary "$G" "$N" \
-      "$(pid_of "$PRIMARY_DIR/mysqld.pid")" "$(my_sql "$PRIMARY_DIR" 'SELECT @@gtid_binlog_pos' 2>/dev/null)"
+    printf '%-16s %sup%s   pid %s, 127.0.0.1:3306, gtid_binlog_pos %s, session CPU share: %s\n' mariadb-primary "$G" "$N" \
+      "$(pid_of "$PRIMARY_DIR/mysqld.pid")" "$(my_sql "$PRIMARY_DIR" 'SELECT @@gtid_binlog_pos' 2>/dev/null)" \
+      "$(share_of "$(pid_of "$PRIMARY_DIR/mysqld.pid")")"
   else
     printf '%-16s %sdown%s\n' mariadb-primary "$R" "$N"
     rc=1
@@ -626,7 +621,7 @@ redis_status() {
     pid=$(pid_of "$REDIS_DIR/redis.pid")
     printf '%-16s %sup%s   pid %s, 127.0.0.1:6379, aof %s, session CPU share: %s\n' redis "$G" "$N" "$pid" \
       "$(redis-cli -h 127.0.0.1 -p 6379 config get appendfsync 2>/dev/null | tail -1)" \
-      "$(sed 's/^.* nice /nice /' "/proc/$pid/autogroup" 2>/dev/null || echo n/a)"
+      "$(share_of "$pid")"
   else
     printf '%-16s %sdown%s\n' redis "$R" "$N"
     return 1
