@@ -70,6 +70,7 @@ type prequeueRun struct {
 	pending                                     atomic.Int64 // students of todo still learning
 	viaWS, viaGET                               atomic.Int64 // students told everything by drawn frames / who read GET /me/requests
 	readsNoSession, readsMissing, readsFallback atomic.Int64 // why the GETs: no session, entries untold at the opened frame, no opened frame
+	learnRetries                                atomic.Int64 // GETs read again after a 5xx
 	byFrame, byGET                              atomic.Int64 // entries told by a drawn frame / by the GET
 	drawnFrames, openedFrames, strayFrames      atomic.Int64
 	mismatches                                  atomic.Int64 // a drawn frame and the GET disagreed
@@ -457,6 +458,10 @@ func (r *run) learn(ctx context.Context, pq *prequeueRun) {
 		pq.learners.Load(), pq.learnedS(r.start), pq.viaWS.Load(), pq.viaGET.Load(), pq.drawn.Load(), sum(pq.refusedSnapshot()))
 }
 
+// learnRetryPause is the pause before a student's read of GET /me/requests
+// after a 5xx, times the attempt (1, 2, ... 5).
+var learnRetryPause = time.Second
+
 // learnOne reads st's outcomes with GET /me/requests (unless drawn frames
 // told them all meanwhile) and applies those not told yet.
 func (r *run) learnOne(ctx context.Context, st *student, pq *prequeueRun) {
@@ -496,6 +501,13 @@ func (r *run) learnOne(ctx context.Context, st *student, pq *prequeueRun) {
 		}
 		if code == "transport" && attempt < 3 {
 			sleepCtx(ctx, time.Duration(50*(attempt+1))*time.Millisecond)
+			continue
+		}
+		if strings.HasPrefix(code, "http_5") && attempt < 5 {
+			// The page reads again on its next tick after a failed read
+			// (web/js/queue.js, readDraw); here sooner, so the run stays short.
+			pq.learnRetries.Add(1)
+			sleepCtx(ctx, time.Duration(attempt+1)*learnRetryPause)
 			continue
 		}
 		break
@@ -726,8 +738,9 @@ type prequeueReport struct {
 	OpenedFrames        int64            `json:"opened_frames"`               // opened frames received
 	StrayFrames         int64            `json:"stray_drawn_frames"`          // drawn frames for no entry of the student, or told before
 	FrameGETMismatches  int64            `json:"frame_get_mismatches"`        // a drawn frame and the student's list disagreed (0 in a clean run)
-	LearnErrors         map[string]int64 `json:"learn_errors,omitempty"`
-	LearnLatencyMS      Percentiles      `json:"learn_latency_ms"` // GET /me/requests
+	LearnErrors         map[string]int64 `json:"learn_errors,omitempty"`      // students whose read failed for good, by code
+	LearnRetries        int64            `json:"learn_retries"`               // reads tried again after a 5xx (up to 5 per student)
+	LearnLatencyMS      Percentiles      `json:"learn_latency_ms"`            // GET /me/requests
 
 	// The outcomes the students read: every entry answered prequeued is
 	// drawn (admitted, with a request id) or refused, exactly once.
@@ -761,6 +774,7 @@ func (pq *prequeueRun) report(r *run) *prequeueReport {
 		OpenAttempts: pq.attempts, LearnedS: pq.learnedS(r.start), LearnedAfterWindowS: pq.learnedAfterWindowS(r.start),
 		Learners: pq.learners.Load(), WithSession: int64(pq.withSession), LearnedViaWS: pq.viaWS.Load(), LearnedViaGET: pq.viaGET.Load(),
 		ReadsNoSession: pq.readsNoSession.Load(), ReadsMissing: pq.readsMissing.Load(), ReadsFallback: pq.readsFallback.Load(),
+		LearnRetries: pq.learnRetries.Load(),
 		ReadSpreadMS: pq.readSpread.Milliseconds(), EntriesByFrame: pq.byFrame.Load(), EntriesByGET: pq.byGET.Load(),
 		DrawnFrames: pq.drawnFrames.Load(), OpenedFrames: pq.openedFrames.Load(), StrayFrames: pq.strayFrames.Load(),
 		FrameGETMismatches: pq.mismatches.Load(), Admitted: pq.drawn.Load(), RefusedByCode: pq.refusedSnapshot(), Undrawn: pq.undrawn.Load(),
