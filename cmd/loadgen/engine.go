@@ -89,7 +89,8 @@ type counters struct {
 	refused                                  map[string]int64 // admission refusals by error code
 	wsErrors                                 map[string]int64 // error frames by code
 	connectErrors                            map[string]int64
-	ambiguous                                [][2]int64 // (student, course) whose admission answer was lost
+	pollErrorCodes                           map[string]int64 // poll errors by code
+	ambiguous                                [][2]int64       // (student, course) whose admission answer was lost
 	wsConnectFailed, wsConnected, wsStudents atomic.Int64
 }
 
@@ -168,6 +169,7 @@ func newRun(cfg config) (*run, error) {
 	r.c.refused = map[string]int64{}
 	r.c.wsErrors = map[string]int64{}
 	r.c.connectErrors = map[string]int64{}
+	r.c.pollErrorCodes = map[string]int64{}
 	tr := &http.Transport{
 		DialContext:         r.src.dialContext(&r.httpSockets, &r.httpSocketsPeak),
 		MaxIdleConns:        cfg.Concurrency * 2,
@@ -778,6 +780,7 @@ func (r *run) poll(ctx context.Context, rec *reqRec) {
 	v, err := r.api.request(ctx, rec.st.who(), rec.ID)
 	if err != nil {
 		r.c.pollErrors.Add(1)
+		r.refuse(r.c.pollErrorCodes, errCode(err))
 	} else if v.Status != "" && v.Status != "queued" {
 		r.c.pollResults.Add(1)
 		if rec.observeResult(v.Status, v.Reason, srcPoll, r.now()) {

@@ -599,7 +599,7 @@ wait:
 		Actions: actionsReport{CancelsSent: r.c.cancelsSent.Load(), CancelsOK: r.c.cancelsOK.Load(), CancelsLate: r.c.cancelsLate.Load(),
 			CancelErrors: r.c.cancelErrors.Load(), DropsSent: r.c.dropsSent.Load(), DropsOK: r.c.dropsOK.Load(), DropErrors: r.c.dropErrors.Load(),
 			Retries429: r.c.retries429.Load(), Transport: r.c.transport.Load(), Polls: r.c.polls.Load(), PollErrors: r.c.pollErrors.Load(),
-			PollDecisions: r.c.pollResults.Load()},
+			PollDecisions: r.c.pollResults.Load(), PollErrorCodes: r.c.pollErrorCodes},
 		Baselines: base, DBResults: !cfg.Poll, Unacknowledged: unackedN, TransportRetries: r.c.transportRetries.Load(),
 		DupAdmission: r.tr.dups.Load(), Requested: r.c.sent.Load(), Answered: r.c.answered.Load(),
 		FirstSent: r.c.firstSent.Load(), LastAdmitted: r.c.lastAdmitted.Load(), LastAnswered: r.c.lastAnswered.Load(),

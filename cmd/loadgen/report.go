@@ -141,6 +141,9 @@ type actionsReport struct {
 	Polls         int64 `json:"polls"`
 	PollErrors    int64 `json:"poll_errors"`
 	PollDecisions int64 `json:"poll_decisions"`
+	// The polls' errors by code (API code, http_NNN without one,
+	// transport); the cancels' and drops' are in refused_by_code.
+	PollErrorCodes map[string]int64 `json:"poll_error_codes,omitempty"`
 }
 
 // Target is one of the issue's goals and whether this run met it.

@@ -242,13 +242,21 @@ func (s *Service) SetWindow(ctx context.Context, open bool) (bool, error) {
 // finishOpening reconciles the seat hints, draws the pre-queue (or joins
 // its draw) and opens the window unless the registrar has closed it since.
 func (s *Service) finishOpening(ctx context.Context) (bool, error) {
+	t0 := time.Now()
 	// Make sure hints exist before the first request arrives.
 	if err := s.Reconcile(ctx); err != nil {
 		return false, err
 	}
+	t1 := time.Now()
 	if err := s.draw(ctx); err != nil {
 		return false, err
 	}
+	t2 := time.Now()
+	defer func() {
+		// Where an opening's time goes (the registrar waits for all of it).
+		s.log().Info("opening", "reconcile", t1.Sub(t0).Round(time.Millisecond), "draw", t2.Sub(t1).Round(time.Millisecond),
+			"open_and_notice", time.Since(t2).Round(time.Millisecond))
+	}()
 	opened, err := s.Queue.OpenAsWanted(ctx)
 	if err != nil || !opened {
 		if err == nil {
