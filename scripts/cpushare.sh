@@ -8,10 +8,11 @@
 # node, Redis, the load generator) each got about an equal part. A process's
 # own nice value (renice) does not change its session's part; the nice value
 # of its autogroup (/proc/PID/autogroup) does. The decision path — Redis
-# (ENROLLQ_REDIS_NICE, -20), the MariaDB primary (ENROLLQ_DB_NICE, -10) and
-# the apis that run the scheduler (ENROLLQ_API_NICE, -10) — gets the larger
-# parts; the fan-out (queue-ws, nginx), the replica and the search node keep
-# the default (0). docs/OPERATIONS.md, "CPU shares".
+# (ENROLLQ_REDIS_NICE, -20), the MariaDB primary (ENROLLQ_DB_NICE, -10), the
+# apis that run the scheduler (ENROLLQ_API_NICE, -10) and nginx in front of
+# them (ENROLLQ_NGINX_NICE, -5) — gets the larger parts; the queue-ws
+# instances, the replica and the search node keep the default (0).
+# docs/OPERATIONS.md, "CPU shares".
 
 # cpu_share NAME PID NICE: set the nice value of PID's scheduler autogroup.
 # No-op where autogroups are off (e.g. under systemd, where the service's

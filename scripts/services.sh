@@ -41,10 +41,11 @@ REPL_USER=repl
 REPL_PASS="${ENROLLQ_REPL_PASSWORD:-enrollq-repl}"
 
 # The decision path's share of the CPU under contention (scripts/cpushare.sh):
-# the nice value, -20..19, of the scheduler autogroup of Redis and of the
-# MariaDB primary (the apis get ENROLLQ_API_NICE in run.sh).
+# the nice value, -20..19, of the scheduler autogroup of Redis, of the
+# MariaDB primary and of nginx (the apis get ENROLLQ_API_NICE in run.sh).
 REDIS_NICE="${ENROLLQ_REDIS_NICE:--20}"
 DB_NICE="${ENROLLQ_DB_NICE:--10}"
+NGINX_NICE="${ENROLLQ_NGINX_NICE:--5}"
 
 OS_WAIT_SECONDS="${ENROLLQ_OPENSEARCH_WAIT:-180}"
 OS_HEAP="${ENROLLQ_OPENSEARCH_HEAP:--Xms512m -Xmx1g}"
@@ -773,6 +774,7 @@ nginx_up() {
     for ((i = 0; i < 50; i++)); do
       if nginx_answers; then
         ok "nginx already running (pid $(pid_of "$NGINX_DIR/nginx.pid")), configuration reloaded"
+        nginx_share
         return 0
       fi
       sleep 0.1
@@ -789,6 +791,7 @@ nginx_up() {
   for ((i = 0; i < 100; i++)); do
     if nginx_answers; then
       ok "nginx answers on 127.0.0.1:8080 (pid $(pid_of "$NGINX_DIR/nginx.pid"))"
+      nginx_share
       return 0
     fi
     sleep 0.1
@@ -797,6 +800,11 @@ nginx_up() {
   die "nginx did not answer within 10s"
 }
 
+# nginx_share: every API call and every queue-ws frame crosses nginx; with
+# the fan-out's share its workers lagged past proxy_connect_timeout under
+# the crowd. Its workers share the master's session, so this covers them.
+nginx_share() { cpu_share nginx "$(pid_of "$NGINX_DIR/nginx.pid")" "$NGINX_NICE"; }
+
 nginx_down() {
   step "nginx: stopping"
   stop_pidfile nginx "$NGINX_DIR/nginx.pid" 20
@@ -804,7 +812,8 @@ nginx_down() {
 
 nginx_status() {
   if pid_alive "$NGINX_DIR/nginx.pid" && nginx_answers; then
-    printf '%-16s %sup%s   pid %s, 127.0.0.1:8080\n' nginx "$G" "$N" "$(pid_of "$NGINX_DIR/nginx.pid")"
+    printf '%-16s %sup%s   pid %s, 127.0.0.1:8080, session CPU share: %s\n' nginx "$G" "$N" "$(pid_of "$NGINX_DIR/nginx.pid")" \
+      "$(share_of "$(pid_of "$NGINX_DIR/nginx.pid")")"
   else
     printf '%-16s %sdown%s\n' nginx "$R" "$N"
     return 1

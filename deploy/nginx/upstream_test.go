@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/enrollq/enrollq/internal/dbtest"
 )
 
 // TestAPIInstanceBackAtOnce: an api instance that nginx could not connect
@@ -201,4 +203,17 @@ func startNginx(t *testing.T, upstreams map[string]string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestNginxCPUShare: the services script gives the session of the nginx
+// that `make up` runs on 127.0.0.1:8080 (its master and workers) the
+// scheduler weight ENROLLQ_NGINX_NICE (default -5; scripts/cpushare.sh):
+// every API call and queue-ws frame crosses it, and with the default share
+// its workers lagged past proxy_connect_timeout under the crowd.
+func TestNginxCPUShare(t *testing.T) {
+	pid, ok := dbtest.ListenerPID(t, 8080)
+	if !ok {
+		t.Fatal("no process listens on 127.0.0.1:8080 (is `make up` running?)")
+	}
+	dbtest.CheckCPUShare(t, "nginx", pid, "nginx", "ENROLLQ_NGINX_NICE", -5)
 }

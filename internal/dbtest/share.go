@@ -65,3 +65,45 @@ func canRaisePriority(t testing.TB) bool {
 	const capSysNice = 23
 	return caps&(1<<capSysNice) != 0
 }
+
+// ListenerPID returns the pid of a local process holding the TCP socket
+// that listens on 127.0.0.1:port (or on every address), found through
+// /proc/net/tcp and the processes' descriptors; ok is false if there is
+// none this user can see.
+func ListenerPID(t testing.TB, port int) (pid int, ok bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("read /proc/net/tcp: %v", err)
+	}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+			continue
+		}
+		local := strings.Split(f[1], ":")
+		p, err := strconv.ParseUint(local[len(local)-1], 16, 32)
+		if err != nil || int(p) != port || (local[0] != "0100007F" && local[0] != "00000000") {
+			continue
+		}
+		inodes["socket:["+f[9]+"]"] = true
+	}
+	if len(inodes) == 0 {
+		return 0, false
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		n, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + p.Name() + "/fd")
+		for _, fd := range fds {
+			if l, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); err == nil && inodes[l] {
+				return n, true
+			}
+		}
+	}
+	return 0, false
+}
