@@ -2,9 +2,11 @@ package dbtest
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -12,15 +14,15 @@ import (
 // must be comm) runs in a scheduler autogroup of nice value env's (or def
 // when env is unset): the CPU share scripts/cpushare.sh gives the decision
 // path's services. It skips where the kernel has no autogroups, where this
-// user could not have raised the share (no CAP_SYS_NICE: the script can only
-// warn), and where pid is not comm on this host (the service runs elsewhere).
+// user may not raise an autogroup's share (the scripts can only warn), and
+// where pid is not comm on this host (the service runs elsewhere).
 func CheckCPUShare(t testing.TB, name string, pid int, comm, env string, def int) {
 	t.Helper()
 	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err != nil || strings.TrimSpace(string(b)) != "1" {
 		t.Skip("the kernel shares the CPU without autogroups here; the scripts leave the weight to the service manager")
 	}
 	if !canRaisePriority(t) {
-		t.Skip("no CAP_SYS_NICE here: the scripts can only warn that they could not raise the share")
+		t.Skip("this user may not raise an autogroup's share here (no CAP_SYS_NICE): the scripts can only warn")
 	}
 	proc := "/proc/" + strconv.Itoa(pid)
 	if b, err := os.ReadFile(proc + "/comm"); err != nil || strings.TrimSpace(string(b)) != comm {
@@ -46,24 +48,25 @@ func CheckCPUShare(t testing.TB, name string, pid int, comm, env string, def int
 	}
 }
 
-// canRaisePriority reports whether this process (like the scripts run by
-// the same user) holds CAP_SYS_NICE, which a negative nice value needs.
+// canRaisePriority reports whether this user may give an autogroup a
+// negative nice value, as the scripts do: it tries on a process of its own
+// in a new session (a new autogroup), so nothing else is touched.
 func canRaisePriority(t testing.TB) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start a probe process: %v", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	err := os.WriteFile("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/autogroup", []byte("-1"), 0)
 	if err != nil {
-		t.Fatalf("read /proc/self/status: %v", err)
+		t.Logf("setting an autogroup's nice value to -1: %v", err)
 	}
-	m := regexp.MustCompile(`(?m)^CapEff:\s*([0-9a-f]+)`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("/proc/self/status has no CapEff line")
-	}
-	caps, err := strconv.ParseUint(string(m[1]), 16, 64)
-	if err != nil {
-		t.Fatalf("CapEff %q: %v", m[1], err)
-	}
-	const capSysNice = 23
-	return caps&(1<<capSysNice) != 0
+	return err == nil
 }
 
 // ListenerPID returns the pid of a local process holding the TCP socket
