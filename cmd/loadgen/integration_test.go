@@ -212,8 +212,10 @@ func checkPrequeueRun(t *testing.T, rep Report) {
 		t.Errorf("frames: %d drawn (%d stray) told %d entries, GET %d, of %d prequeued; %d opened frames for %d sessions",
 			p.DrawnFrames, p.StrayFrames, p.EntriesByFrame, p.EntriesByGET, p.Prequeued, p.OpenedFrames, p.WithSession)
 	}
-	if rep.AdmissionSpanS != p.DrawS || !strings.Contains(rep.Targets[0].Name, "draw") || rep.Targets[0].Value != p.DrawS {
-		t.Errorf("admission is the draw: span %g, target %+v, draw_s %g", rep.AdmissionSpanS, rep.Targets[0], p.DrawS)
+	if rep.AdmissionSpanS != p.DrawS || !strings.Contains(rep.Targets[0].Name, "draw") || rep.Targets[0].Value != p.AdmittedS ||
+		p.AdmittedS <= 0 || p.AdmittedS > p.DrawS+0.002 || p.AdmittedS < p.ServerDrawS-0.002 {
+		t.Errorf("admission is the draw: span %g, target %+v, draw_s %g, admitted_s %g, server draw %g",
+			rep.AdmissionSpanS, rep.Targets[0], p.DrawS, p.AdmittedS, p.ServerDrawS)
 	}
 	if rep.PositionIncreases != 0 || rep.WS.UnknownFrames != 0 || rep.WS.BadFrames != 0 {
 		t.Errorf("position increases %d, ws %+v", rep.PositionIncreases, rep.WS)

@@ -416,8 +416,12 @@ func targets(rep Report, students int) []Target {
 		Value: rep.AnswerSpanS, Unit: "s", Met: rep.Answered > 0 && rep.Answered == rep.Requested && rep.AnswerSpanS <= 10}
 	latency := "admission latency p99"
 	if p := rep.Prequeue; p != nil {
-		admission = Target{Name: fmt.Sprintf("%d students' requests admitted (-prequeue: admission is the draw at the opening, draw_s)", students),
-			Goal: "≤ 10 s", Value: p.DrawS, Unit: "s", Met: p.State == "done" && p.Prequeued > 0 && p.accounted() && p.DrawS <= 10}
+		took := p.AdmittedS
+		if took == 0 { // no draw_done_at from the server: the call's own time
+			took = p.DrawS
+		}
+		admission = Target{Name: fmt.Sprintf("%d students' requests admitted (-prequeue: the opening call until the draw's end, admitted_s)", students),
+			Goal: "≤ 10 s", Value: took, Unit: "s", Met: p.State == "done" && p.Prequeued > 0 && p.accounted() && took <= 10}
 		latency = "admission latency p99 (-prequeue: the answer to a pre-queue entry)"
 	}
 	return []Target{

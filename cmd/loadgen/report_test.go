@@ -345,6 +345,16 @@ func TestAssemblePrequeue(t *testing.T) {
 	if tg := rep.Targets[0]; !strings.Contains(tg.Name, "2 students' requests admitted") || tg.Value != 0.5 || !tg.Met {
 		t.Errorf("admission target: %+v", tg)
 	}
+	// The answer to the opening call came back late (a busy harness), but
+	// the server had drawn every entry 8 s after the call: admitted in 8 s.
+	in.Prequeue = pq(func(p *prequeueReport) { p.DrawS, p.AdmittedS = 12.5, 8 })
+	if tg := assemble(in).Targets[0]; tg.Value != 8 || !tg.Met {
+		t.Errorf("admission target with admitted_s 8, draw_s 12.5: %+v", tg)
+	}
+	in.Prequeue = pq(func(p *prequeueReport) { p.DrawS, p.AdmittedS = 12.5, 10.5 })
+	if tg := assemble(in).Targets[0]; tg.Value != 10.5 || tg.Met {
+		t.Errorf("admission target with admitted_s 10.5: %+v", tg)
+	}
 	// The draw missed an entry, and took too long.
 	in.Prequeue = pq(func(p *prequeueReport) { p.Undrawn, p.RefusedByCode, p.DrawS = 1, map[string]int64{"sold_out": 1}, 12 })
 	rep = assemble(in)
