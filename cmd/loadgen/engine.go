@@ -39,6 +39,7 @@ type config struct {
 	WS            bool
 	WSShare       float64  // share of students with a queue-ws connection
 	WSDirect      []string // dial these queue-ws endpoints instead of going through BaseURL
+	APIMetrics    string   // api instances whose /metrics give the server-side admission latency
 	WSGrace       time.Duration
 	WSMax         int           // cap on queue-ws connections (0: what the open-files limits allow)
 	WSProcs       int           // processes holding the queue-ws connections: 0 auto, 1 this one, N ws-holder children

@@ -278,6 +278,9 @@ func writeHTML(w io.Writer, rep Report, rawJSON []byte) error {
 	num("result mismatches", rep.ResultMismatches)
 	num("unresolved", rep.Unresolved)
 	num("admission latency p50 / p95 / p99 (ms)", fmt.Sprintf("%g / %g / %g", rep.AdmissionLatencyMS.P50, rep.AdmissionLatencyMS.P95, rep.AdmissionLatencyMS.P99))
+	if sa := rep.ServerAdmissionLatencyMS; sa.N > 0 {
+		num("… at the apis (handler time) p50 / p95 / p99 (ms)", fmt.Sprintf("%g / %g / %g", sa.P50, sa.P95, sa.P99))
+	}
 	num("send lag p50 / p99 (ms, waiting for a sender)", fmt.Sprintf("%g / %g", rep.SendLagMS.P50, rep.SendLagMS.P99))
 	num("time to result p50 / p99 (ms, queue-ws)", fmt.Sprintf("%g / %g", rep.TimeToResultMS.P50, rep.TimeToResultMS.P99))
 	num("server time to decision p50 / p99 (ms)", fmt.Sprintf("%g / %g", rep.ServerDecisionMS.P50, rep.ServerDecisionMS.P99))

@@ -253,6 +253,7 @@ func runEngineAgainstRealAPI(t *testing.T, extra ...string) Report {
 		"-ws-share", "0.8", "-max-duration", "2m", "-reset", "-quiet",
 		"-db", db.DSN, "-redis", dbtest.RedisAddr(), "-term", term,
 		"-admin-user", "admin", "-admin-password", "admin-pw", "-out", out, "-sources", "127.0.0.1-127.0.0.4",
+		"-api-metrics", apiAddr,
 	}
 	args = append(args, extra...)
 	t.Setenv("ENROLLQ_TOKEN_SECRET", secret)
@@ -294,6 +295,11 @@ func runEngineAgainstRealAPI(t *testing.T, extra ...string) Report {
 	}
 	if rep.Actions.CancelsSent == 0 || rep.Actions.CancelErrors != 0 || rep.Actions.DropErrors != 0 {
 		t.Errorf("actions: %+v", rep.Actions)
+	}
+	// Every admission request the api handled during the run, in its own
+	// histogram: at least one per request sent (retries add more).
+	if sa := rep.ServerAdmissionLatencyMS; int64(sa.N) < rep.Requested || sa.P50 <= 0 || sa.P99 < sa.P50 {
+		t.Errorf("server-side admission latency %+v for %d requests sent", sa, rep.Requested)
 	}
 	if rep.AdmissionLatencyMS.N == 0 || len(rep.Series) == 0 || len(rep.LatencyHistogram) == 0 {
 		t.Errorf("report misses data: latency %+v, %d points", rep.AdmissionLatencyMS, len(rep.Series))

@@ -93,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 	fs.Float64Var(&cfg.DropRate, "drop-rate", 0.01, "share of students who drop a course they got (DELETE /enrollments/{id})")
 	fs.BoolVar(&cfg.WS, "ws", true, "open a queue-ws connection per student")
 	fs.Float64Var(&cfg.WSShare, "ws-share", 1, "share of students with a queue-ws connection (the rest poll)")
+	fs.StringVar(&cfg.APIMetrics, "api-metrics", "127.0.0.1:8081,127.0.0.1:8083",
+		"api instances (host:port, comma-separated; empty: none) whose /metrics give the server-side admission latency")
 	wsDirect := fs.String("ws-direct", "", "comma-separated queue-ws endpoints to dial instead of going through -url (e.g. ws://127.0.0.1:8082/ws,ws://127.0.0.1:8084/ws)")
 	fs.IntVar(&cfg.WSMax, "ws-max", 0, "at most this many queue-ws connections (0: as many as the open-files limits of loadgen's processes, nginx and queue-ws allow)")
 	fs.IntVar(&cfg.WSProcs, "ws-procs", 0, "processes holding the queue-ws connections: 1 = loadgen itself; N > 1 = N child processes of loadgen (ws-holders), each within its own open-files limit; 0 = auto: loadgen itself while they fit its open-files limit, else as many ws-holders as they need")
@@ -180,6 +182,9 @@ func validate(cfg config) error {
 		errs = append(errs, errors.New("-max-duration must be within (0, 2h]"))
 	}
 	targets := append([]string{cfg.BaseURL}, cfg.WSDirect...)
+	for _, u := range apiMetricsURLs(cfg.APIMetrics) {
+		targets = append(targets, u)
+	}
 	for _, t := range targets {
 		if err := loopbackOnly(t); err != nil {
 			errs = append(errs, err)
@@ -275,6 +280,9 @@ func summary(rep Report, dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nloadgen: %d students, %d requests: %d admitted, %d sold out early, %d enrolled, %d cancelled, %d rejected\n",
 		rep.Run.Students, rep.Requested, rep.Admitted, rep.SoldOutEarly, rep.Enrolled, rep.Cancelled, sum(rep.RejectedByReason))
+	if p := rep.ServerAdmissionLatencyMS; p.N > 0 {
+		fmt.Fprintf(&b, "  admission latency at the apis (handler time, %d requests) p50/p95/p99 %g/%g/%g ms\n", p.N, p.P50, p.P95, p.P99)
+	}
 	fmt.Fprintf(&b, "  admission latency p50/p95/p99 %g/%g/%g ms, answered in %.2fs, admit %.0f/s, drain %.0f/s, decided %.2fs after the last admission\n",
 		rep.AdmissionLatencyMS.P50, rep.AdmissionLatencyMS.P95, rep.AdmissionLatencyMS.P99, rep.AnswerSpanS, rep.AdmitRatePerS, rep.DrainRatePerS, rep.DecidedAfterLastAdmS)
 	fmt.Fprintf(&b, "  time to result p50/p99 %g/%g ms (queue-ws), peak connections %d, peak RSS MB %v\n",
@@ -444,6 +452,17 @@ func execute(parent context.Context, cfg config) (Report, error) {
 	if cfg.Hold > 0 {
 		r.holdIdle(ctx, cfg.Hold, &info)
 	}
+	// The apis' own view of admission latency (handler time), to set
+	// beside the client's: on one box the harness's scheduling is in the
+	// client's figure too.
+	apiMetrics := apiMetricsURLs(cfg.APIMetrics)
+	var admBefore histSnap
+	if len(apiMetrics) > 0 {
+		if admBefore, err = scrapeAdmissionHist(ctx, r.api.hc, apiMetrics); err != nil {
+			r.logf("warning: the apis' latency histograms: %v (no server-side admission latency in the report)", err)
+			apiMetrics = nil
+		}
+	}
 
 	var pq *prequeueRun
 	if cfg.Prequeue > 0 {
@@ -608,6 +627,15 @@ wait:
 	}
 	if pq != nil {
 		in.Prequeue = pq.report(r)
+	}
+	if len(apiMetrics) > 0 {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if after, err := scrapeAdmissionHist(sctx, r.api.hc, apiMetrics); err != nil {
+			r.logf("warning: the apis' latency histograms: %v", err)
+		} else {
+			in.ServerAdmission = histQuantiles(admBefore, after)
+		}
+		scancel()
 	}
 	rep := assemble(in)
 	r.c.refusedMu.Unlock()

@@ -41,17 +41,21 @@ type Report struct {
 	PositionFramesPerReq   float64       `json:"position_frames_per_request"`
 	PositionsReachedResult int64         `json:"results_after_positions"` // watched requests whose result followed their position frames
 
-	AdmissionLatencyMS   Percentiles `json:"admission_latency_ms"`       // request sent → admission answer, client side
-	SendLagMS            Percentiles `json:"send_lag_ms"`                // planned click → first request sent (waiting for a free sender)
-	TimeToResultMS       Percentiles `json:"time_to_result_ms"`          // admission answer → result frame (queue-ws), client side
-	TimeToResultAnyMS    Percentiles `json:"time_to_result_any_ms"`      // same, any source (ws, poll)
-	ServerDecisionMS     Percentiles `json:"server_time_to_decision_ms"` // created_at → decided_at in MariaDB
-	AdmissionSpanS       float64     `json:"admission_span_s"`           // first request sent → last 202
-	AnswerSpanS          float64     `json:"answer_span_s"`              // first request sent → last admission answer
-	DecidedAfterLastAdmS float64     `json:"decided_after_last_admission_s"`
-	AdmitRatePerS        float64     `json:"admit_rate_per_s"`  // 202s / admission span
-	AnswerRatePerS       float64     `json:"answer_rate_per_s"` // admission answers / answer span
-	DrainRatePerS        float64     `json:"drain_rate_per_s"`  // decisions / (last decision − first decision)
+	AdmissionLatencyMS Percentiles `json:"admission_latency_ms"` // request sent → admission answer, client side
+	// POST /api/v1/enrollments at the apis (handler time, from their
+	// enrollq_http_request_duration_seconds histograms; interpolated within
+	// buckets 2× wide).
+	ServerAdmissionLatencyMS Percentiles `json:"server_admission_latency_ms"`
+	SendLagMS                Percentiles `json:"send_lag_ms"`                // planned click → first request sent (waiting for a free sender)
+	TimeToResultMS           Percentiles `json:"time_to_result_ms"`          // admission answer → result frame (queue-ws), client side
+	TimeToResultAnyMS        Percentiles `json:"time_to_result_any_ms"`      // same, any source (ws, poll)
+	ServerDecisionMS         Percentiles `json:"server_time_to_decision_ms"` // created_at → decided_at in MariaDB
+	AdmissionSpanS           float64     `json:"admission_span_s"`           // first request sent → last 202
+	AnswerSpanS              float64     `json:"answer_span_s"`              // first request sent → last admission answer
+	DecidedAfterLastAdmS     float64     `json:"decided_after_last_admission_s"`
+	AdmitRatePerS            float64     `json:"admit_rate_per_s"`  // 202s / admission span
+	AnswerRatePerS           float64     `json:"answer_rate_per_s"` // admission answers / answer span
+	DrainRatePerS            float64     `json:"drain_rate_per_s"`  // decisions / (last decision − first decision)
 
 	PeakConnections     int64              `json:"peak_connections"` // open client sockets (queue-ws + HTTP), sampled each second
 	PeakWSConnections   int64              `json:"peak_ws_connections"`
@@ -209,29 +213,30 @@ func (r *run) readDecisions(ctx context.Context, ids []int64) (map[int64]dbRow, 
 
 // assembleInput is everything the report is computed from.
 type assembleInput struct {
-	Info         runInfo
-	Recs         []recView
-	Rows         map[int64]dbRow
-	Verify       verify.Report
-	Latencies    []float64 // ms
-	SendLag      []float64 // ms
-	Refused      map[string]int64
-	WS           wsReport
-	Actions      actionsReport
-	DupAdmission int64
-	Requested    int64
-	Answered     int64
-	FirstSent    int64 // ns on the run clock
-	LastAdmitted int64
-	LastAnswered int64
-	PeakConns    int64
-	PeakWS       int64
-	PeakHTTP     int64
-	RSS, HWM     map[string]float64
-	Procs        map[string]int
-	CPU          map[string]float64
-	Series       []point
-	Duration     time.Duration
+	ServerAdmission Percentiles // from the apis' histograms (servermetrics.go)
+	Info            runInfo
+	Recs            []recView
+	Rows            map[int64]dbRow
+	Verify          verify.Report
+	Latencies       []float64 // ms
+	SendLag         []float64 // ms
+	Refused         map[string]int64
+	WS              wsReport
+	Actions         actionsReport
+	DupAdmission    int64
+	Requested       int64
+	Answered        int64
+	FirstSent       int64 // ns on the run clock
+	LastAdmitted    int64
+	LastAnswered    int64
+	PeakConns       int64
+	PeakWS          int64
+	PeakHTTP        int64
+	RSS, HWM        map[string]float64
+	Procs           map[string]int
+	CPU             map[string]float64
+	Series          []point
+	Duration        time.Duration
 
 	Baselines        *Baselines
 	DBResults        bool  // decisions of unwatched requests come from MariaDB (no polling)
@@ -341,6 +346,7 @@ func assemble(in assembleInput) Report {
 
 	lat := slices.Clone(in.Latencies)
 	rep.AdmissionLatencyMS = summarize(lat)
+	rep.ServerAdmissionLatencyMS = in.ServerAdmission
 	rep.SendLagMS = summarize(slices.Clone(in.SendLag))
 	rep.LatencyHistogram = histogram(lat)
 	rep.TimeToResultMS = summarize(ttr)

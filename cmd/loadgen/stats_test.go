@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -149,5 +150,26 @@ func TestReadJTL(t *testing.T) {
 	}
 	if _, err := readJTL(strings.NewReader("a,b\n1,2\n")); err == nil {
 		t.Error("a JTL without label/success columns: want an error")
+	}
+}
+
+// TestHistQuantiles: quantiles of the observations between two cumulative
+// snapshots, interpolated within buckets as histogram_quantile does.
+func TestHistQuantiles(t *testing.T) {
+	inf := math.Inf(1)
+	before := histSnap{0.001: 10, 0.002: 10, 0.004: 10, inf: 10}
+	// 100 new observations: 50 in (0, 1 ms], 40 in (1, 2 ms], 9 in (2, 4 ms], 1 above 4 ms.
+	after := histSnap{0.001: 60, 0.002: 100, 0.004: 109, inf: 110}
+	got := histQuantiles(before, after)
+	want := Percentiles{P50: 1, P95: 3.111, P99: 4, N: 100}
+	if got != want {
+		t.Errorf("histQuantiles = %+v, want %+v", got, want)
+	}
+	if got := histQuantiles(after, after); got != (Percentiles{}) {
+		t.Errorf("no new observations: %+v, want zero", got)
+	}
+	// A snapshot taken before the route had any observation (no buckets yet).
+	if got := histQuantiles(histSnap{}, histSnap{0.5: 4, inf: 4}); got.N != 4 || got.P50 != 250 {
+		t.Errorf("from an empty snapshot: %+v", got)
 	}
 }
