@@ -52,7 +52,9 @@ func scrapeAdmissionHist(ctx context.Context, hc *http.Client, urls []string) (h
 				continue
 			}
 			for _, b := range m.GetHistogram().GetBucket() {
-				sum[b.GetUpperBound()] += b.GetCumulativeCount()
+				if !math.IsInf(b.GetUpperBound(), 1) { // the +Inf bucket is the count, added once below
+					sum[b.GetUpperBound()] += b.GetCumulativeCount()
+				}
 			}
 			sum[math.Inf(1)] += m.GetHistogram().GetSampleCount()
 		}

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func TestPercentile(t *testing.T) {
@@ -171,5 +176,47 @@ func TestHistQuantiles(t *testing.T) {
 	// A snapshot taken before the route had any observation (no buckets yet).
 	if got := histQuantiles(histSnap{}, histSnap{0.5: 4, inf: 4}); got.N != 4 || got.P50 != 250 {
 		t.Errorf("from an empty snapshot: %+v", got)
+	}
+}
+
+// TestScrapeAdmissionHist reads the api's histogram as client_golang
+// writes it (the +Inf bucket and _count both carry the total): every
+// observation is counted once, other routes and methods are left out, and
+// two instances add up.
+func TestScrapeAdmissionHist(t *testing.T) {
+	serve := func(obs ...float64) string {
+		reg := prometheus.NewRegistry()
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "enrollq_http_request_duration_seconds", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"method", "route", "code"})
+		reg.MustRegister(h)
+		for i, v := range obs {
+			code := "202"
+			if i%2 == 1 {
+				code = "409"
+			}
+			h.WithLabelValues("POST", "/api/v1/enrollments", code).Observe(v)
+		}
+		h.WithLabelValues("GET", "/api/v1/enrollments", "200").Observe(9) // not an admission
+		h.WithLabelValues("POST", "/api/v1/cart", "200").Observe(9)       // nor this
+		srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		t.Cleanup(srv.Close)
+		return srv.URL + "/metrics"
+	}
+	a := serve(0.0004, 0.0004, 0.003)
+	b := serve(0.0004, 5) // 5 s: above the last bound
+	got, err := scrapeAdmissionHist(context.Background(), http.DefaultClient, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got[math.Inf(1)]; n != 5 {
+		t.Errorf("%d admissions counted, want 5 (%v)", n, got)
+	}
+	if n := got[0.0005]; n != 3 {
+		t.Errorf("%d at or below 0.5 ms, want 3", n)
+	}
+	// p50: rank 2.5 of 5, in the first bucket (3 of them at or below 0.5 ms).
+	if p := histQuantiles(histSnap{}, got); p.N != 5 || p.P50 > 0.5 || p.P50 <= 0 {
+		t.Errorf("quantiles %+v, want 5 observations with p50 within (0, 0.5] ms", p)
 	}
 }
