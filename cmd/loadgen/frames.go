@@ -10,7 +10,7 @@ import (
 // {"type":"position","request_id":N,"position":N,"ahead":N,"eta_seconds":N}
 // {"type":"result","request_id":N,"status":"...","reason":"..."}
 // {"type":"error","request_id":N,"code":"..."}
-// {"type":"drawn","course_id":N,"request_id":N} or {"type":"drawn","course_id":N,"error":"..."}
+// {"type":"drawn","course_id":N,"request_id":N,"ts":N} or {"type":"drawn","course_id":N,"error":"...","ts":N}
 // {"type":"opened","students":N,"spread_ms":N,"ts":N}
 type frame struct {
 	Type      string
@@ -27,6 +27,7 @@ type frame struct {
 	Error     string // drawn: the refusal (sold_out, ...)
 	Students  int64  // opened: pre-queued students
 	SpreadMS  int64  // opened: how long the pages' reads are spread
+	TS        int64  // when queue-ws sent it (Unix ms), where the frame says
 }
 
 var errBadFrame = errors.New("bad frame")
@@ -108,6 +109,8 @@ func parseFrame(b []byte) (frame, error) {
 				f.Students = n
 			case "spread_ms":
 				f.SpreadMS = n
+			case "ts":
+				f.TS = n
 			}
 		case c == 'n' || c == 't' || c == 'f': // null, true, false
 			j := i
@@ -174,5 +177,6 @@ func slowFrame(b []byte) (frame, error) {
 	f.CourseID, _ = num("course_id")
 	f.Students, _ = num("students")
 	f.SpreadMS, _ = num("spread_ms")
+	f.TS, _ = num("ts")
 	return f, nil
 }

@@ -80,6 +80,7 @@ type prequeueRun struct {
 	mu           sync.Mutex
 	refused      map[string]int64 // drawn entries refused, by code
 	learnErrs    map[string]int64
+	frameLagMS   []float64 // drawn frames: received − sent by queue-ws (ts), ms
 	learnLatMS   []float64
 	knowMS       []float64     // per student: the opening call → it knows every outcome
 	firstOpened  int64         // run clock of the first opened frame (0: none yet)
@@ -246,6 +247,12 @@ func (r *run) drawFrame(st *student, f *frame) {
 	switch f.Type {
 	case "drawn":
 		pq.drawnFrames.Add(1)
+		if f.TS > 0 {
+			lag := float64(time.Now().UnixMilli() - f.TS)
+			pq.mu.Lock()
+			pq.frameLagMS = append(pq.frameLagMS, lag)
+			pq.mu.Unlock()
+		}
 		if st == nil || st.pl == nil {
 			pq.strayFrames.Add(1)
 			return
@@ -748,7 +755,12 @@ type prequeueReport struct {
 	FrameGETMismatches  int64            `json:"frame_get_mismatches"`        // a drawn frame and the student's list disagreed (0 in a clean run)
 	LearnErrors         map[string]int64 `json:"learn_errors,omitempty"`      // students whose read failed for good, by code
 	LearnRetries        int64            `json:"learn_retries"`               // reads tried again after a 5xx (up to 5 per student)
-	LearnLatencyMS      Percentiles      `json:"learn_latency_ms"`            // GET /me/requests
+	// Drawn frames from queue-ws's send (the frame's ts) to loadgen's
+	// reading it: nginx, loopback, the ws-holders and their pipe to
+	// loadgen. Set beside time_to_know_ms, it splits how late a student
+	// learns between the servers and the way to the page.
+	DrawnFrameLagMS Percentiles `json:"drawn_frame_lag_ms"`
+	LearnLatencyMS  Percentiles `json:"learn_latency_ms"` // GET /me/requests
 
 	// The outcomes the students read: every entry answered prequeued is
 	// drawn (admitted, with a request id) or refused, exactly once.
@@ -809,6 +821,7 @@ func (pq *prequeueRun) report(r *run) *prequeueReport {
 	}
 	p.LearnLatencyMS = summarize(slices.Clone(pq.learnLatMS))
 	p.TimeToKnowMS = summarize(slices.Clone(pq.knowMS))
+	p.DrawnFrameLagMS = summarize(slices.Clone(pq.frameLagMS))
 	pq.mu.Unlock()
 	return p
 }
@@ -825,6 +838,9 @@ func prequeueLines(p *prequeueReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  pre-queue (admission is the draw at the opening): %d entries sent over %gs, %d prequeued, errors %v; %d students, %d entries drawn (seed %d, %s)\n",
 		p.EntriesSent, p.DurationS, p.Prequeued, p.ErrorsByCode, p.Students, p.TotalDrawn, p.Seed, p.State)
+	if l := p.DrawnFrameLagMS; l.N > 0 {
+		fmt.Fprintf(&b, "  drawn frames from queue-ws's send to loadgen: p50/p95/p99 %g/%g/%g ms (%d frames)\n", l.P50, l.P95, l.P99, l.N)
+	}
 	fmt.Fprintf(&b, "  draw: all admitted %.3fs after the opening call was sent (admitted_s; server draw %.3fs), the call answered after %.3fs (draw_s, %.0f entries/s), %d admitted, refused %v\n",
 		p.AdmittedS, p.ServerDrawS, p.DrawS, p.DrawRatePerS, p.Admitted, p.RefusedByCode)
 	fmt.Fprintf(&b, "  learned: learned_s %.3fs after the opening call (%.3fs after the window opened), %d students know, time to know p50/p99 %g/%g ms; via ws frames %d, via GET %d (no session %d, entries untold %d, no opened frame %d; GET p99 %g ms, spread %d ms); frames drawn %d, opened %d, stray %d\n",

@@ -21,11 +21,11 @@ func TestParseFrame(t *testing.T) {
 		want frame
 	}{
 		{`{"type":"position","request_id":12,"position":5,"ahead":4,"eta_seconds":3,"ts":1700000000000}`,
-			frame{Type: "position", RequestID: 12, Position: 5, HasPos: true, Ahead: 4, ETA: 3, HasETA: true}},
+			frame{Type: "position", RequestID: 12, Position: 5, HasPos: true, Ahead: 4, ETA: 3, HasETA: true, TS: 1700000000000}},
 		{`{"type":"position","request_id":12,"position":1,"ahead":0,"ts":1}`,
-			frame{Type: "position", RequestID: 12, Position: 1, HasPos: true}},
+			frame{Type: "position", RequestID: 12, Position: 1, HasPos: true, TS: 1}},
 		{`{"type":"result","request_id":7,"status":"rejected","reason":"sold_out","position":0,"ts":2}`,
-			frame{Type: "result", RequestID: 7, Status: "rejected", Reason: "sold_out", HasPos: true}},
+			frame{Type: "result", RequestID: 7, Status: "rejected", Reason: "sold_out", HasPos: true, TS: 2}},
 		{` { "type" : "result" , "request_id" : 8 , "status" : "enrolled", "reason": "" } `,
 			frame{Type: "result", RequestID: 8, Status: "enrolled"}},
 		{`{"type":"error","request_id":9,"code":"not_found","message":"신청을 찾을 수 없습니다.","message_en":"No such request."}`,
@@ -37,10 +37,12 @@ func TestParseFrame(t *testing.T) {
 			frame{Type: "position", RequestID: 3, Position: 2, HasPos: true}},
 		{`{"type":"drawn","course_id":12,"request_id":3051}`,
 			frame{Type: "drawn", CourseID: 12, RequestID: 3051}},
+		{`{"type":"drawn","course_id":12,"request_id":3051,"ts":1796635928239}`,
+			frame{Type: "drawn", CourseID: 12, RequestID: 3051, TS: 1796635928239}},
 		{`{"type":"drawn","course_id":14,"error":"sold_out"}`,
 			frame{Type: "drawn", CourseID: 14, Error: "sold_out"}},
 		{`{"type":"opened","students":90000,"spread_ms":30000,"ts":1763900000000}`,
-			frame{Type: "opened", Students: 90000, SpreadMS: 30000}},
+			frame{Type: "opened", Students: 90000, SpreadMS: 30000, TS: 1763900000000}},
 		{`{"type":"drawn","course_id":14.0,"error":"sold_out"}`, // through encoding/json
 			frame{Type: "drawn", CourseID: 14, Error: "sold_out"}},
 	} {

@@ -159,10 +159,15 @@ func TestDrawnFrames(t *testing.T) {
 			CourseID  int64  `json:"course_id"`
 			RequestID int64  `json:"request_id"`
 			Error     string `json:"error"`
+			TS        int64  `json:"ts"`
 		}
 		mustUnmarshal(t, raw, &f)
 		if f.Type != "drawn" {
 			t.Fatalf("frame %s before the tick", raw)
+		}
+		// Stamped when sent, so how late a page learns is measurable.
+		if now := time.Now().UnixMilli(); f.TS <= 0 || f.TS > now || now-f.TS > 60_000 {
+			t.Fatalf("drawn frame %s: ts %d, now %d", raw, f.TS, now)
 		}
 		if f.RequestID > 0 {
 			got[f.CourseID] = fmt.Sprint("request ", f.RequestID)

@@ -136,6 +136,7 @@ type drawnFrame struct {
 	CourseID  int64  `json:"course_id"`
 	RequestID int64  `json:"request_id,omitempty"` // admitted: the request, to watch
 	Error     string `json:"error,omitempty"`      // refused: sold_out, already_enrolled, ...
+	TS        int64  `json:"ts"`                   // when this instance sent it (Unix ms): how late a page learns is measurable
 }
 
 // tellDrawn sends each entry [student, course, ticket or -code] to the
@@ -155,7 +156,7 @@ func (e *Engine) tellDrawn(entries [][3]int64) {
 		if len(ss) == 0 {
 			continue
 		}
-		f := drawnFrame{Type: "drawn", CourseID: en[1]}
+		f := drawnFrame{Type: "drawn", CourseID: en[1], TS: e.cfg.Now().UnixMilli()}
 		if en[2] > 0 {
 			f.RequestID = en[2]
 		} else {
