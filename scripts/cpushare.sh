@@ -1,4 +1,4 @@
-# Sourced by scripts/services.sh (Redis, the MariaDB primary) and
+# Sourced by scripts/services.sh (Redis, the MariaDB primary, nginx) and
 # scripts/run.sh (the apis): each process's share of a saturated CPU.
 #
 # Every service runs in its own session (setsid). With sched_autogroup (on in

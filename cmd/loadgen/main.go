@@ -181,10 +181,7 @@ func validate(cfg config) error {
 	if cfg.MaxDuration <= 0 || cfg.MaxDuration > 2*time.Hour {
 		errs = append(errs, errors.New("-max-duration must be within (0, 2h]"))
 	}
-	targets := append([]string{cfg.BaseURL}, cfg.WSDirect...)
-	for _, u := range apiMetricsURLs(cfg.APIMetrics) {
-		targets = append(targets, u)
-	}
+	targets := append(append([]string{cfg.BaseURL}, cfg.WSDirect...), apiMetricsURLs(cfg.APIMetrics)...)
 	for _, t := range targets {
 		if err := loopbackOnly(t); err != nil {
 			errs = append(errs, err)

@@ -146,6 +146,7 @@ type drawnFrame struct {
 // there is no lookup, and the page need not ask (a watch message it sends
 // anyway is a no-op). Positions follow on the ticks.
 func (e *Engine) tellDrawn(entries [][3]int64) {
+	ts := e.cfg.Now().UnixMilli() // one batch of the draw: one moment
 	for _, en := range entries {
 		e.drawMu.Lock()
 		ss := make([]*Session, 0, len(e.drawWaiters[en[0]]))
@@ -156,7 +157,7 @@ func (e *Engine) tellDrawn(entries [][3]int64) {
 		if len(ss) == 0 {
 			continue
 		}
-		f := drawnFrame{Type: "drawn", CourseID: en[1], TS: e.cfg.Now().UnixMilli()}
+		f := drawnFrame{Type: "drawn", CourseID: en[1], TS: ts}
 		if en[2] > 0 {
 			f.RequestID = en[2]
 		} else {
