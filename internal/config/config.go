@@ -27,6 +27,10 @@ type Config struct {
 	TokenTTL      time.Duration // ENROLLQ_TOKEN_TTL
 	BatchSize     int           // ENROLLQ_BATCH_SIZE: drain batch size
 	WebDir        string        // ENROLLQ_WEB_DIR: static files
+	// ENROLLQ_AOF_COMPACT_EVERY: how often the scheduler instances look
+	// whether Redis's AOF is due for a rewrite at a quiet moment (0: never;
+	// Redis's own 1 GB trigger remains). See queue.Compactor.
+	AOFCompactEvery time.Duration
 }
 
 // FromEnv returns the configuration from environment variables with defaults.
@@ -48,6 +52,8 @@ func FromEnv() Config {
 		TokenTTL:      envDuration("ENROLLQ_TOKEN_TTL", 2*time.Hour),
 		BatchSize:     envInt("ENROLLQ_BATCH_SIZE", 500),
 		WebDir:        env("ENROLLQ_WEB_DIR", "web"),
+
+		AOFCompactEvery: envDuration("ENROLLQ_AOF_COMPACT_EVERY", 30*time.Second),
 	}
 }
 
