@@ -248,7 +248,8 @@ func (s *Service) finishOpening(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	t1 := time.Now()
-	if err := s.draw(ctx); err != nil {
+	drawn, err := s.draw(ctx)
+	if err != nil {
 		return false, err
 	}
 	t2 := time.Now()
@@ -265,11 +266,7 @@ func (s *Service) finishOpening(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	// Tell the pages waiting for the draw (queue-ws forwards it).
-	st, err := s.Queue.DrawStatus(ctx)
-	if err != nil {
-		return true, err
-	}
-	return true, s.Queue.PublishOpened(ctx, st.Students)
+	return true, s.Queue.PublishOpened(ctx, drawn.Students)
 }
 
 // Reconcile resets the seat hints and the ticket floor from MariaDB.

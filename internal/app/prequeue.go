@@ -55,19 +55,20 @@ func (s *Service) Prequeue(ctx context.Context) (queue.DrawStatus, error) {
 }
 
 // draw runs the pre-queue's draw, if there is one to run, with a fresh
-// random seed (a resumed draw keeps its first seed). It logs the seed, so
-// the drawn order can be replayed (queue.Shuffle) when a student asks.
-func (s *Service) draw(ctx context.Context) error {
+// random seed (a resumed draw keeps its first seed), and returns the
+// pre-queue's status after it. It logs the seed, so the drawn order can be
+// replayed (queue.Shuffle) when a student asks.
+func (s *Service) draw(ctx context.Context) (queue.DrawStatus, error) {
 	st, err := s.Queue.DrawStatus(ctx)
 	if err != nil {
-		return err
+		return queue.DrawStatus{}, err
 	}
 	if !st.Open && st.Students == 0 && !st.Running() {
-		return nil
+		return st, nil
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return fmt.Errorf("draw seed: %w", err)
+		return queue.DrawStatus{}, fmt.Errorf("draw seed: %w", err)
 	}
 	log := s.log()
 	last := int64(-1)
@@ -78,11 +79,11 @@ func (s *Service) draw(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("pre-queue draw: %w", err)
+		return queue.DrawStatus{}, fmt.Errorf("pre-queue draw: %w", err)
 	}
 	log.Info("pre-queue drawn", "students", st.Students, "entries", st.Total, "seed", st.Seed,
 		"took", st.DoneAt.Sub(st.StartedAt).String())
-	return nil
+	return st, nil
 }
 
 // ResumeOpening finishes an opening whose draw stopped half-way (the api
