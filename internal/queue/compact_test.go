@@ -62,7 +62,7 @@ func FuzzParseAOFInfo(f *testing.F) {
 
 // TestCompactorWaitsForQuiet: the AOF rewrite that Redis's own policy would
 // start in the middle of a burst waits until the AOF stopped growing for one
-// look; then it runs. It writes 4 MiB to the test Redis between two looks
+// look; then it runs. It writes 8 MiB to the test Redis between two looks
 // (busy: no rewrite), then looks twice without writing (quiet: a rewrite).
 func TestCompactorWaitsForQuiet(t *testing.T) {
 	rdb, prefix := dbtest.Redis(t)
@@ -73,14 +73,14 @@ func TestCompactorWaitsForQuiet(t *testing.T) {
 		t.Fatal("the services' Redis runs with appendonly yes (deploy/redis/redis.conf); INFO says aof_enabled:0")
 	}
 	// Due as soon as the AOF grew 1% over the last rewrite; quiet is less than
-	// 1 MiB between looks (other test packages write far less than that in
-	// the moment between two looks here).
+	// 2 MiB between looks (other test packages write far less than that in
+	// the moment between two looks here). Each write() adds 8 MiB.
 	hold := "prequeue_open"
-	c := NewCompactor(rdb, CompactConfig{QuietBytes: 1 << 20, MinSize: 1, Growth: 0.01,
+	c := NewCompactor(rdb, CompactConfig{QuietBytes: 2 << 20, MinSize: 1, Growth: 0.01,
 		Hold: func(context.Context) (string, error) { return hold, nil }})
 	write := func() {
 		val := strings.Repeat("x", 64<<10)
-		for i := range 64 {
+		for i := range 128 {
 			if err := rdb.Set(ctx, fmt.Sprintf("%s:aof:%d", prefix, i), val, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +92,7 @@ func TestCompactorWaitsForQuiet(t *testing.T) {
 	}
 	write()
 	if got, err := c.Check(ctx); err != nil || got != CompactBusy {
-		t.Fatalf("look after 4 MiB written: %q, %v; want %q", got, err, CompactBusy)
+		t.Fatalf("look after 8 MiB written: %q, %v; want %q", got, err, CompactBusy)
 	}
 	if now, err := ReadAOF(ctx, rdb); err != nil || now.Rewrites != st.Rewrites || now.Rewriting {
 		t.Fatalf("a rewrite ran while Redis was being written to: before %+v, now %+v (%v)", st, now, err)
