@@ -24,10 +24,11 @@ type point struct {
 
 // rater turns the counters of successive samples into per-second rates.
 // Each rate divides by the time between the moments its counters were read:
-// loadgen's own counters (at) and the queue's (qAt, after a Redis call that
-// can take seconds when the box is saturated). Dividing both by the time
-// between two loop iterations gave rates of 4,000,000/s: a tick queued
-// behind a slow iteration came 3 ms after it, with seconds of counts.
+// loadgen's own counters (at) and the queue's (qAt: Redis's clock when it
+// read them, queue.Stats.At). The answer of that read can reach a starved
+// loadgen seconds later. Dividing by the time between two loop iterations,
+// or between two answers, gave rates of 4,000,000/s: a tick queued behind a
+// slow iteration came 3 ms after it, with seconds of counts.
 type rater struct {
 	prev        point
 	prevAt      time.Time
@@ -102,7 +103,7 @@ func (r *run) monitor(ctx context.Context, every time.Duration) {
 			st, err := r.q.Stats(sctx)
 			cancel()
 			if err == nil {
-				qAt = time.Now()
+				qAt = st.At
 				p.Waiting, p.Inflight = st.Waiting, st.Inflight
 				if decided0 < 0 {
 					decided0 = st.Counters["decided"]

@@ -457,6 +457,9 @@ type Stats struct {
 	Inflight int64            `json:"inflight"`
 	Pending  int64            `json:"pending"`
 	Counters map[string]int64 `json:"counters"`
+	// At is Redis's clock when it read them (TIME in the same pipeline): a
+	// reader whose answer came back late still knows when they were true.
+	At time.Time `json:"at"`
 }
 
 // Stats reads the queue's sizes and counters.
@@ -466,10 +469,11 @@ func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 	f := pipe.ZCard(ctx, q.keys.Inflight())
 	p := pipe.ZCard(ctx, q.keys.Pending())
 	c := pipe.HGetAll(ctx, q.keys.Stats())
+	at := pipe.Time(ctx)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("queue stats: %w", err)
 	}
-	st := Stats{Waiting: w.Val(), Inflight: f.Val(), Pending: p.Val(), Counters: map[string]int64{}}
+	st := Stats{Waiting: w.Val(), Inflight: f.Val(), Pending: p.Val(), Counters: map[string]int64{}, At: at.Val()}
 	for k, v := range c.Val() {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		st.Counters[k] = n

@@ -377,3 +377,30 @@ func keysOf(m map[string]float64) []string {
 	}
 	return out
 }
+
+// TestStatsAt: Stats says when Redis read the counters (its TIME), so a
+// reader whose answer came late still divides by the right interval.
+func TestStatsAt(t *testing.T) {
+	rdb, term := dbtest.Redis(t)
+	q := New(rdb, term)
+	ctx := context.Background()
+	before := time.Now()
+	a, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	b, err := q.Stats(ctx)
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One host, one clock: Redis's TIME falls between our reads (TIME has
+	// microseconds; allow that much).
+	if a.At.Before(before.Add(-time.Millisecond)) || b.At.After(after.Add(time.Millisecond)) {
+		t.Fatalf("Stats.At %v, %v outside [%v, %v]", a.At, b.At, before, after)
+	}
+	if d := b.At.Sub(a.At); d < 20*time.Millisecond {
+		t.Fatalf("two reads 20 ms apart are %v apart by Stats.At", d)
+	}
+}
