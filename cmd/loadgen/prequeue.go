@@ -512,7 +512,7 @@ func (r *run) learnOne(ctx context.Context, st *student, pq *prequeueRun) {
 			sleepCtx(ctx, time.Duration(50*(attempt+1))*time.Millisecond)
 			continue
 		}
-		if strings.HasPrefix(code, "http_5") && attempt < 5 {
+		if serverError(err) && attempt < 5 {
 			// The page reads again on its next tick after a failed read
 			// (web/js/queue.js, readDraw); here sooner, so the run stays short.
 			pq.learnRetries.Add(1)
@@ -856,6 +856,13 @@ func prequeueLines(p *prequeueReport) string {
 // transient reports whether a failed admin call may succeed if made again:
 // the connection failed, or nginx or the api answered with a server error.
 func transient(err error) bool {
-	code := errCode(err)
-	return code == "transport" || strings.HasPrefix(code, "http_5") || code == "unavailable" || code == "internal"
+	return errCode(err) == "transport" || serverError(err)
+}
+
+// serverError reports whether err is an HTTP 5xx answer: the api's own
+// (unavailable, internal, opening) or nginx's (bad_gateway,
+// gateway_timeout; once HTML pages, http_5xx).
+func serverError(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Status >= 500
 }
