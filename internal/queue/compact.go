@@ -138,14 +138,16 @@ func NewCompactor(rdb redis.UniversalClient, cfg CompactConfig) *Compactor {
 }
 
 // Check looks once and starts a rewrite if it is due and Redis was quiet
-// since the last look. The first look only takes the size: quiet is measured
-// between two looks.
+// since the last look. The first look (and the first after the file shrank)
+// only takes the size: quiet is measured between two looks.
 func (c *Compactor) Check(ctx context.Context) (string, error) {
 	st, err := ReadAOF(ctx, c.rdb)
 	if err != nil {
 		return "", err
 	}
-	grew, first := st.Size-c.last, !c.seen
+	// A file smaller than at the last look was rewritten or reloaded (Redis
+	// restarted): its growth since then is unknown, so this look starts over.
+	grew, first := st.Size-c.last, !c.seen || st.Size < c.last
 	c.last, c.seen = st.Size, true
 	switch {
 	case !st.Enabled:
