@@ -97,7 +97,9 @@ func run(log *slog.Logger, args []string) error {
 		go svc.ResumeOpenings(ctx, 5*time.Second)
 		// Redis's AOF is rewritten between bursts, not in them.
 		if cfg.AOFCompactEvery > 0 {
-			go queue.NewCompactor(deps.rdb, queue.CompactConfig{Every: cfg.AOFCompactEvery, Hold: q.CompactHold, Logger: log}).Run(ctx)
+			go queue.NewCompactor(deps.rdb, queue.CompactConfig{
+				Every: cfg.AOFCompactEvery, Hold: q.CompactHold, Observe: m.observeAOF, Logger: log,
+			}).Run(ctx)
 		}
 	}
 	go watchQueue(ctx, q, m, sched)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/queue"
 )
 
 type metrics struct {
@@ -18,6 +19,8 @@ type metrics struct {
 	queueDepth *prometheus.GaugeVec
 	httpTime   *prometheus.HistogramVec
 	leader     prometheus.Gauge
+	aofBytes   prometheus.Gauge
+	aofLooks   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,9 +49,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "enrollq_scheduler_leader", Help: "1 while this instance drains the queue.",
 		}),
+		aofBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "enrollq_redis_aof_bytes", Help: "Redis's append-only file size at the AOF compactor's last look.",
+		}),
+		aofLooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "enrollq_redis_aof_compaction_looks_total",
+			Help: "The AOF compactor's looks by outcome (started: a rewrite was sent; busy, held, small, rewriting, aof_off: not).",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.admissions, m.decisions, m.batchTime, m.batchSize, m.queueDepth, m.httpTime, m.leader)
+	reg.MustRegister(m.admissions, m.decisions, m.batchTime, m.batchSize, m.queueDepth, m.httpTime, m.leader, m.aofBytes, m.aofLooks)
 	return m
+}
+
+// observeAOF records one look of the AOF compactor (queue.Compactor).
+func (m *metrics) observeAOF(outcome string, st queue.AOFState) {
+	m.aofBytes.Set(float64(st.Size))
+	m.aofLooks.WithLabelValues(outcome).Inc()
 }
 
 func (m *metrics) observeBatch(ds []enroll.Decision, took time.Duration) {

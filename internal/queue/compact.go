@@ -35,8 +35,11 @@ type CompactConfig struct {
 	// Hold, when set, names why a rewrite must wait even though Redis is
 	// quiet ("" when it need not): the api passes Redis.CompactHold, which
 	// holds while the pre-queue waits for its opening or requests wait.
-	Hold   func(context.Context) (string, error)
-	Logger *slog.Logger
+	Hold func(context.Context) (string, error)
+	// Observe, when set, is told each look's outcome and the AOF's state
+	// (the api exports them as metrics).
+	Observe func(outcome string, st AOFState)
+	Logger  *slog.Logger
 }
 
 func (c *CompactConfig) defaults() {
@@ -145,6 +148,14 @@ func (c *Compactor) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	outcome, err := c.check(ctx, st)
+	if err == nil && c.cfg.Observe != nil {
+		c.cfg.Observe(outcome, st)
+	}
+	return outcome, err
+}
+
+func (c *Compactor) check(ctx context.Context, st AOFState) (string, error) {
 	// A file smaller than at the last look was rewritten or reloaded (Redis
 	// restarted): its growth since then is unknown, so this look starts over.
 	grew, first := st.Size-c.last, !c.seen || st.Size < c.last

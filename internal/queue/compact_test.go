@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,8 +77,10 @@ func TestCompactorWaitsForQuiet(t *testing.T) {
 	// 2 MiB between looks (other test packages write far less than that in
 	// the moment between two looks here). Each write() adds 8 MiB.
 	hold := "prequeue_open"
+	var seen []string
 	c := NewCompactor(rdb, CompactConfig{QuietBytes: 2 << 20, MinSize: 1, Growth: 0.01,
-		Hold: func(context.Context) (string, error) { return hold, nil }})
+		Hold:    func(context.Context) (string, error) { return hold, nil },
+		Observe: func(outcome string, st AOFState) { seen = append(seen, outcome) }})
 	write := func() {
 		val := strings.Repeat("x", 64<<10)
 		for i := range 128 {
@@ -119,6 +122,9 @@ func TestCompactorWaitsForQuiet(t *testing.T) {
 	}
 	if got, err := c.Check(ctx); err != nil || got != CompactBusy {
 		t.Fatalf("look after the file shrank: %q, %v; want %q", got, err, CompactBusy)
+	}
+	if want := []string{CompactBusy, CompactBusy, CompactHeld, CompactStarted, CompactBusy}; !slices.Equal(seen, want) {
+		t.Fatalf("observed %v, want %v", seen, want)
 	}
 }
 
