@@ -26,12 +26,7 @@ type apiErrorBody struct {
 func TestGatewayErrorsAreAPIErrors(t *testing.T) {
 	check := func(t *testing.T, base string, wantStatus int, wantCode string) {
 		t.Helper()
-		resp, err := http.Get(base + "/api/v1/courses")
-		if err != nil {
-			t.Fatalf("GET through nginx: %v", err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		resp, raw := getThrough(t, base, "/api/v1/courses")
 		var body apiErrorBody
 		if resp.StatusCode != wantStatus || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
 			json.Unmarshal(raw, &body) != nil || body.Error.Code != wantCode {

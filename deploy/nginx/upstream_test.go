@@ -36,12 +36,7 @@ func TestAPIInstanceBackAtOnce(t *testing.T) {
 	})
 	get := func() (int, string) {
 		t.Helper()
-		resp, err := http.Get(base + "/api/v1/courses")
-		if err != nil {
-			t.Fatalf("GET through nginx: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := getThrough(t, base, "/api/v1/courses")
 		return resp.StatusCode, strings.TrimSpace(string(b))
 	}
 	// Three failures at each instance: every request tries both (a refused
@@ -65,6 +60,22 @@ func TestAPIInstanceBackAtOnce(t *testing.T) {
 			t.Fatalf("request %d after the instance recovered: %d %q, want 200 \"ok\" (answers before: %v)", i, code, body, seen)
 		}
 	}
+}
+
+// getThrough sends GET path to nginx at base and returns the answer with
+// its body read.
+func getThrough(t *testing.T, base, path string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatalf("GET %s through nginx: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s through nginx: read the body: %v", path, err)
+	}
+	return resp, b
 }
 
 // stalledListener returns a loopback listener whose accept queue is full

@@ -80,39 +80,31 @@ func ReadAOF(ctx context.Context, rdb redis.UniversalClient) (AOFState, error) {
 
 func parseAOFInfo(info string) (AOFState, error) {
 	var st AOFState
+	var enabled, inProgress, scheduled int64
+	fields := map[string]*int64{
+		"aof_enabled": &enabled, "aof_rewrite_in_progress": &inProgress, "aof_rewrite_scheduled": &scheduled,
+		"aof_current_size": &st.Size, "aof_base_size": &st.Base, "aof_rewrites": &st.Rewrites,
+	}
 	seen := 0
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		k, v, _ := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		p, ok := fields[k]
 		if !ok {
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
-		switch k {
-		case "aof_enabled", "aof_rewrite_in_progress", "aof_rewrite_scheduled", "aof_current_size", "aof_base_size", "aof_rewrites":
-			if err != nil {
-				return AOFState{}, fmt.Errorf("INFO persistence: %s=%q: %w", k, v, err)
-			}
-		default:
-			continue
+		if err != nil {
+			return AOFState{}, fmt.Errorf("INFO persistence: %s=%q: %w", k, v, err)
 		}
+		*p = n
 		seen++
-		switch k {
-		case "aof_enabled":
-			st.Enabled = n == 1
-		case "aof_rewrite_in_progress", "aof_rewrite_scheduled":
-			st.Rewriting = st.Rewriting || n == 1
-		case "aof_current_size":
-			st.Size = n
-		case "aof_base_size":
-			st.Base = n
-		case "aof_rewrites":
-			st.Rewrites = n
-		}
 	}
 	if seen == 0 {
 		return AOFState{}, fmt.Errorf("INFO persistence has no AOF fields")
 	}
+	st.Enabled = enabled == 1
+	st.Rewriting = inProgress == 1 || scheduled == 1
 	return st, nil
 }
 
