@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,6 +93,9 @@ type Admitted struct {
 	Prequeued bool  `json:"-"`
 	Entries   int64 `json:"-"` // the student's entries
 	Students  int64 `json:"-"` // students in the pre-queue
+
+	// Replayed: the Idempotency-Key had an answer; this is the original.
+	Replayed bool `json:"-"`
 }
 
 func (s *Service) windows(ctx context.Context) ([]enroll.Window, error) {
@@ -119,6 +123,20 @@ func (s *Service) InvalidateWindows() {
 // counting it against budget too (the caller's per-address budget, counted in
 // the same Redis round trip; the zero Limit is none).
 func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budget queue.Limit) (Admitted, error) {
+	return s.EnrollKeyed(ctx, c, course, budget, "")
+}
+
+// EnrollKeyed is Enroll for a request carrying an Idempotency-Key (idemKey,
+// "" for none; validated by the caller): a retry under the same key gets the
+// original answer (Admitted.Replayed, also for a refusal: see
+// queue.Redis.AdmitKeyed).
+//
+// "Already enrolled" is only ever said when MariaDB says so (law 7): the
+// enrolled hint in Redis may be stale (an ack that ran after a drop, a hint
+// update lost with Redis), so a refusal from the hint is checked against
+// MariaDB, and a wrong hint is rebuilt from MariaDB and the admission tried
+// again.
+func (s *Service) EnrollKeyed(ctx context.Context, c auth.Claims, course int64, budget queue.Limit, idemKey string) (Admitted, error) {
 	if course <= 0 {
 		return Admitted{}, fmt.Errorf("course_id must be a positive integer: %w", ErrBadInput)
 	}
@@ -129,7 +147,7 @@ func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budge
 	if !enroll.WindowOpen(ws, c.Year, time.Now()) {
 		return Admitted{}, enroll.ErrWindowClosed
 	}
-	a, err := s.Queue.AdmitLimited(ctx, c.Subject, course, budget)
+	a, err := s.Queue.AdmitKeyed(ctx, c.Subject, course, budget, idemKey)
 	if errors.Is(err, enroll.ErrUnknownCourse) {
 		// No hint: the course may be unknown, closed, or new since the last
 		// reconciliation. MariaDB decides which.
@@ -137,30 +155,66 @@ func (s *Service) Enroll(ctx context.Context, c auth.Claims, course int64, budge
 			return Admitted{}, err
 		}
 		// The first call already charged the address's budget.
-		a, err = s.Queue.Admit(ctx, c.Subject, course)
+		a, err = s.Queue.AdmitKeyed(ctx, c.Subject, course, queue.Limit{}, idemKey)
+	}
+	if errors.Is(err, enroll.ErrAlreadyEnrolled) {
+		enrolled, cerr := s.confirmEnrolled(ctx, c.Subject, course)
+		if cerr != nil {
+			return Admitted{}, cerr
+		}
+		if !enrolled {
+			a, err = s.Queue.AdmitKeyed(ctx, c.Subject, course, queue.Limit{}, idemKey)
+		}
 	}
 	if err != nil {
-		return Admitted{}, err
+		return Admitted{Replayed: a.Replayed}, err
 	}
 	if a.Prequeued {
-		return Admitted{Prequeued: true, Entries: a.Entries, Students: a.Students, WSToken: s.WSToken(c)}, nil
+		return Admitted{Prequeued: true, Entries: a.Entries, Students: a.Students, WSToken: s.WSToken(c), Replayed: a.Replayed}, nil
 	}
-	return Admitted{RequestID: a.RequestID, Ticket: a.Ticket, Position: a.Ahead + 1, WSToken: s.WSToken(c)}, nil
+	return Admitted{RequestID: a.RequestID, Ticket: a.Ticket, Position: a.Ahead + 1, WSToken: s.WSToken(c), Replayed: a.Replayed}, nil
+}
+
+// confirmEnrolled reads from MariaDB whether student is enrolled in course,
+// and rebuilds the student's enrolled hint from what it read.
+func (s *Service) confirmEnrolled(ctx context.Context, student, course int64) (bool, error) {
+	cs, err := s.Store.EnrolledCourses(ctx, student)
+	if err != nil {
+		return false, err
+	}
+	if err := s.Queue.SetEnrolledHint(ctx, student, cs); err != nil {
+		return false, err
+	}
+	return slices.Contains(cs, course), nil
 }
 
 func (s *Service) refreshHint(ctx context.Context, course int64) error {
-	const q = `SELECT id, capacity, enrolled, (is_open = 1 AND deleted_at IS NULL) AS open FROM courses WHERE id = ?`
-	var sc enroll.SeatCount
-	if err := s.DB.GetContext(ctx, &sc, q, course); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return enroll.ErrUnknownCourse
-		}
-		return fmt.Errorf("read course %d: %w", course, err)
+	sc, err := s.resetHint(ctx, course)
+	if err != nil {
+		return err
 	}
 	if !sc.Open {
 		return enroll.ErrCourseClosed
 	}
-	return s.Queue.Reconcile(ctx, []enroll.SeatCount{sc}, 0)
+	return nil
+}
+
+// resetHint resets one section's seat hint from MariaDB (dropped for a
+// closed section), unless a drop or raise reached it meanwhile.
+func (s *Service) resetHint(ctx context.Context, course int64) (enroll.SeatCount, error) {
+	gen, err := s.Queue.GenerationOf(ctx, course)
+	if err != nil {
+		return enroll.SeatCount{}, err
+	}
+	const q = `SELECT id, capacity, enrolled, (is_open = 1 AND deleted_at IS NULL) AS open FROM courses WHERE id = ?`
+	var sc enroll.SeatCount
+	if err := s.DB.GetContext(ctx, &sc, q, course); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return sc, enroll.ErrUnknownCourse
+		}
+		return sc, fmt.Errorf("read course %d: %w", course, err)
+	}
+	return sc, s.Queue.ReconcileSeen(ctx, []enroll.SeatCount{sc}, map[int64]int64{course: gen}, 0)
 }
 
 // RequestView is what a student sees of one request.

@@ -61,18 +61,17 @@ func (s *Service) Waitlist(ctx context.Context, c auth.Claims) ([]WaitlistEntry,
 }
 
 // Drop removes the student's enrollment in course and frees the seat at once.
-// If the seat went to a waitlisted student in the same transaction, the seat
-// hint is left as it is (the seat is taken again) and the hint sets of both
-// students are rewritten; otherwise the hint gets the seat back.
+// The hints learn of it inside the drop's transaction, before the commit
+// (enroll.HintSink): the course leaves the student's enrolled hint and, unless
+// a waitlisted student took the seat in the same transaction, the seat is
+// back in the seat hint. A promoted student's enrolled hint is rewritten
+// after the commit.
 func (s *Service) Drop(ctx context.Context, c auth.Claims, course int64) error {
-	ps, err := s.Store.DropPromote(ctx, c.Subject, course)
+	ps, err := s.Store.DropPromoteHinted(ctx, c.Subject, course, s.Queue)
 	if err != nil {
 		return err
 	}
-	if len(enroll.Enrolled(ps)) == 0 {
-		return s.Queue.Dropped(ctx, c.Subject, course)
-	}
-	return s.refreshEnrolledHints(ctx, append([]int64{c.Subject}, studentsOf(enroll.Enrolled(ps))...))
+	return s.refreshEnrolledHints(ctx, studentsOf(enroll.Enrolled(ps)))
 }
 
 func studentsOf(ps []enroll.Promotion) []int64 {
@@ -112,11 +111,12 @@ func (s *Service) SetCapacity(ctx context.Context, course int64, capacity int) (
 	if capacity < 0 || capacity > 100000 {
 		return CapacityChange{}, fmt.Errorf("capacity must be 0..100000: %w", ErrBadInput)
 	}
-	sc, ps, err := s.Store.SetCapacity(ctx, course, capacity)
+	sc, ps, err := s.Store.SetCapacityHinted(ctx, course, capacity, s.Queue)
 	if err != nil {
 		return CapacityChange{}, err
 	}
-	if err := s.Queue.Reconcile(ctx, []enroll.SeatCount{sc}, 0); err != nil {
+	// A raise reached the hint before the commit; a cut reaches it now.
+	if _, err := s.resetHint(ctx, course); err != nil {
 		return CapacityChange{}, err
 	}
 	if err := s.refreshEnrolledHints(ctx, studentsOf(enroll.Enrolled(ps))); err != nil {

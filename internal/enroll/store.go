@@ -38,6 +38,20 @@ const maxTxAttempts = 8
 // between commit and ack, or a racing decider) keep their recorded decision
 // and are not applied again.
 func (s *Store) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, error) {
+	return s.DecideFenced(ctx, reqs, 0, nil)
+}
+
+// DecideFenced is DecideBatch by the drain leader holding fence (0: no
+// fence, as for a student's own cancellation). The transaction first checks
+// and locks the term's row of drain_fences: a fence other than the current
+// one fails with ErrFenced and nothing is written, so a former leader's
+// commit is refused by MariaDB itself. beforeCommit, when set, gets the
+// batch's new decisions after the rules ran and before the rows are written
+// and committed (the scheduler's pre-ack: queue.Redis.PreAck); its error
+// rolls the transaction back. Fresh decisions carry the time after it
+// returned, so a decision is never recorded as earlier than the hints knew
+// of it.
+func (s *Store) DecideFenced(ctx context.Context, reqs []Request, fence int64, beforeCommit func(context.Context, []Decision) error) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -45,7 +59,7 @@ func (s *Store) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, er
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Ticket < reqs[j].Ticket })
 	var lastErr error
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {
-		out, err := s.decideOnce(ctx, reqs)
+		out, err := s.decideOnce(ctx, reqs, fence, beforeCommit)
 		if err == nil {
 			return out, nil
 		}
@@ -85,7 +99,7 @@ type meetingRow struct {
 	End      int   `db:"end_min"`
 }
 
-func (s *Store) decideOnce(ctx context.Context, reqs []Request) (_ []Decision, err error) {
+func (s *Store) decideOnce(ctx context.Context, reqs []Request, fence int64, beforeCommit func(context.Context, []Decision) error) (_ []Decision, err error) {
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("decide batch: begin: %w", err)
@@ -95,6 +109,11 @@ func (s *Store) decideOnce(ctx context.Context, reqs []Request) (_ []Decision, e
 			_ = tx.Rollback()
 		}
 	}()
+	if fence > 0 {
+		if err := checkFence(ctx, tx, s.term, fence); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
 
 	ids := make([]int64, len(reqs))
@@ -213,7 +232,22 @@ func (s *Store) decideOnce(ctx context.Context, reqs []Request) (_ []Decision, e
 		fresh = append(fresh, d)
 	}
 
-	// 5. Write enrollments, seat counts and decisions.
+	// 5. Tell the hints (pre-ack), then write enrollments, seat counts and
+	// decisions, stamped after the hints knew.
+	if beforeCommit != nil && len(fresh) > 0 {
+		if err := beforeCommit(ctx, fresh); err != nil {
+			return nil, fmt.Errorf("decide batch: before commit: %w", err)
+		}
+		now = s.now()
+		for i := range fresh {
+			fresh[i].DecidedAt = now
+		}
+		for i := range out {
+			if _, ok := priorBy[out[i].RequestID]; !ok || !priorBy[out[i].RequestID].Status.Final() {
+				out[i].DecidedAt = now
+			}
+		}
+	}
 	if err := insertEnrollments(ctx, tx, fresh); err != nil {
 		return nil, err
 	}
@@ -373,7 +407,7 @@ func (s *Store) Drop(ctx context.Context, studentID, courseID int64) error {
 	return err
 }
 
-func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (promoted []Promotion, err error) {
+func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64, hints HintSink) (promoted []Promotion, err error) {
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("drop: begin: %w", err)
@@ -395,24 +429,36 @@ func (s *Store) dropOnce(ctx context.Context, studentID, courseID int64) (promot
 	if err := tx.GetContext(ctx, &id, qLockStudent, studentID); err != nil {
 		return nil, fmt.Errorf("drop: lock student: %w", store.Interpret(err))
 	}
-	const qDelete = `DELETE FROM enrollments WHERE student_id = ? AND course_id = ?`
-	res, err := tx.ExecContext(ctx, qDelete, studentID, courseID)
-	if err != nil {
-		return nil, fmt.Errorf("drop: delete enrollment: %w", store.Interpret(err))
+	const qEnrollment = `SELECT COALESCE(request_id, 0) FROM enrollments WHERE student_id = ? AND course_id = ? FOR UPDATE`
+	var requestID int64
+	if err := tx.GetContext(ctx, &requestID, qEnrollment, studentID, courseID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
+		}
+		return nil, fmt.Errorf("drop: read enrollment: %w", store.Interpret(err))
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, fmt.Errorf("drop course %d: %w", courseID, ErrNotEnrolled)
+	const qDelete = `DELETE FROM enrollments WHERE student_id = ? AND course_id = ?`
+	if _, err := tx.ExecContext(ctx, qDelete, studentID, courseID); err != nil {
+		return nil, fmt.Errorf("drop: delete enrollment: %w", store.Interpret(err))
 	}
 	const qFree = `UPDATE courses SET enrolled = enrolled - 1 WHERE id = ?`
 	if _, err := tx.ExecContext(ctx, qFree, courseID); err != nil {
 		return nil, fmt.Errorf("drop: free seat: %w", store.Interpret(err))
 	}
+	if promoted, err = PromoteWaitlist(ctx, tx, courseID, CauseDrop, s.now()); err != nil {
+		return nil, err
+	}
+	if hints != nil {
+		h := DropHint{StudentID: studentID, CourseID: courseID, RequestID: requestID, SeatsFreed: 1 - len(Enrolled(promoted))}
+		if err := hints.Dropping(ctx, h); err != nil {
+			return nil, fmt.Errorf("drop: %w", err)
+		}
+	}
+	// Logged after the hints knew: the drop is never recorded as earlier
+	// than the seat was back for admission (the law 7 check reads this).
 	const qLog = `INSERT INTO enrollment_drops (student_id, course_id, dropped_at) VALUES (?, ?, ?)`
 	if _, err := tx.ExecContext(ctx, qLog, studentID, courseID, s.now()); err != nil {
 		return nil, fmt.Errorf("drop: log: %w", store.Interpret(err))
-	}
-	if promoted, err = PromoteWaitlist(ctx, tx, courseID, CauseDrop, s.now()); err != nil {
-		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("drop: commit: %w", store.Interpret(err))

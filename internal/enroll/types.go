@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -76,7 +77,33 @@ var (
 	ErrAlreadyPrequeued = errors.New("already in the pre-queue for this course")
 	ErrPrequeueFull     = errors.New("too many pre-queue entries")
 	ErrOpening          = errors.New("the window is opening: the pre-queue is being drawn")
+	// ErrFenced: Redis or MariaDB refused a drain step (pop, pre-ack, ack,
+	// requeue, commit) because another scheduler has taken the drain since.
+	ErrFenced = errors.New("fenced: the drain passed to another leader")
 )
+
+// DropHint is what a drop about to commit tells the Redis hints (see
+// HintSink): the student leaves the section, SeatsFreed seats come back (0
+// when a waitlisted student took the seat in the same transaction), and
+// RequestID is the request of the dropped enrollment (0 if none).
+type DropHint struct {
+	StudentID  int64
+	CourseID   int64
+	RequestID  int64
+	SeatsFreed int
+}
+
+// HintSink is told, inside a transaction and just before its commit, of the
+// seats it frees (implemented by queue.Redis). Seats come back to the hints
+// before MariaDB frees them, so no student is told "sold out" while MariaDB
+// has a seat no earlier request holds (law 7); a commit that then fails
+// leaves a hint too generous, which costs speed, never a seat (law 5).
+// Seats taken are counted in the hints after the commit (or, for queued
+// requests, at admission), never before.
+type HintSink interface {
+	Dropping(ctx context.Context, h DropHint) error
+	Raising(ctx context.Context, course int64, seats int) error
+}
 
 // RateLimitError carries how long to wait before retrying.
 type RateLimitError struct{ RetryAfter time.Duration }
@@ -89,3 +116,12 @@ type AlreadyQueuedError struct{ RequestID int64 }
 
 func (e *AlreadyQueuedError) Error() string { return "already queued for this course" }
 func (e *AlreadyQueuedError) Unwrap() error { return ErrAlreadyQueued }
+
+// RefusalMark is the latest "sold out" answer admission gave for a section:
+// the ticket counter's value then (every later request has a higher ticket)
+// and Redis' clock. Law 7's check reads it (table refusal_marks).
+type RefusalMark struct {
+	CourseID int64     `db:"course_id"`
+	Ticket   int64     `db:"ticket"`
+	At       time.Time `db:"refused_at"`
+}

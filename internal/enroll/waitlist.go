@@ -211,8 +211,14 @@ func lockStudent(ctx context.Context, tx *sqlx.Tx, id int64) (Student, bool, err
 // gives it to the first eligible waitlisted student, all in one transaction
 // (see PromoteWaitlist). It returns the promotions made.
 func (s *Store) DropPromote(ctx context.Context, studentID, courseID int64) ([]Promotion, error) {
+	return s.DropPromoteHinted(ctx, studentID, courseID, nil)
+}
+
+// DropPromoteHinted is DropPromote telling hints, before the commit, what
+// the drop frees (HintSink.Dropping); nil hints: the caller updates them.
+func (s *Store) DropPromoteHinted(ctx context.Context, studentID, courseID int64, hints HintSink) ([]Promotion, error) {
 	for attempt := 0; ; attempt++ {
-		ps, err := s.dropOnce(ctx, studentID, courseID)
+		ps, err := s.dropOnce(ctx, studentID, courseID, hints)
 		if err == nil || !errors.Is(err, store.ErrDeadlock) || attempt >= maxTxAttempts {
 			return ps, err
 		}
@@ -310,6 +316,14 @@ func (s *Store) LeaveWaitlist(ctx context.Context, studentID, courseID int64) er
 // enrolled (*CapacityError); an increase is filled from the waitlist in the
 // same transaction. It returns the section's seats after the change.
 func (s *Store) SetCapacity(ctx context.Context, courseID int64, capacity int) (SeatCount, []Promotion, error) {
+	return s.SetCapacityHinted(ctx, courseID, capacity, nil)
+}
+
+// SetCapacityHinted is SetCapacity telling hints, before the commit, of the
+// free seats a raise adds (HintSink.Raising); a cut reaches the hints after
+// the commit (the caller reconciles the section). Every change is logged in
+// capacity_changes, stamped after the hints knew.
+func (s *Store) SetCapacityHinted(ctx context.Context, courseID int64, capacity int, hints HintSink) (SeatCount, []Promotion, error) {
 	var sc SeatCount
 	var ps []Promotion
 	err := s.retryTx(ctx, "set capacity", func(tx *sqlx.Tx) error {
@@ -331,7 +345,19 @@ func (s *Store) SetCapacity(ctx context.Context, courseID int64, capacity int) (
 		if err != nil {
 			return err
 		}
-		return tx.GetContext(ctx, &sc, `SELECT id, capacity, enrolled, (is_open = 1 AND deleted_at IS NULL) AS open FROM courses WHERE id = ?`, courseID)
+		if err := tx.GetContext(ctx, &sc, `SELECT id, capacity, enrolled, (is_open = 1 AND deleted_at IS NULL) AS open FROM courses WHERE id = ?`, courseID); err != nil {
+			return fmt.Errorf("set capacity: %w", store.Interpret(err))
+		}
+		if more := (sc.Capacity - sc.Enrolled) - (cr.Capacity - cr.Enrolled); hints != nil && more > 0 {
+			if err := hints.Raising(ctx, courseID, more); err != nil {
+				return fmt.Errorf("set capacity: %w", err)
+			}
+		}
+		const qLog = `INSERT INTO capacity_changes (course_id, old_capacity, new_capacity, changed_at) VALUES (?, ?, ?, ?)`
+		if _, err := tx.ExecContext(ctx, qLog, courseID, cr.Capacity, capacity, s.now()); err != nil {
+			return fmt.Errorf("set capacity: log: %w", store.Interpret(err))
+		}
+		return nil
 	})
 	if err != nil {
 		return SeatCount{}, nil, err

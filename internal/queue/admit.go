@@ -26,6 +26,10 @@ type Admission struct {
 	Prequeued bool
 	Entries   int64 // the student's pre-queue entries, this one included
 	Students  int64 // students in the pre-queue
+
+	// Replayed: the request's Idempotency-Key had an answer already, and
+	// this (or the error returned with it) is that original answer.
+	Replayed bool
 }
 
 // PrequeueMax is the most pre-queue entries one student may hold.
@@ -53,7 +57,17 @@ func (q *Redis) Admit(ctx context.Context, student, course int64) (Admission, er
 // been admitted (as when a client hangs up after Redis answered), and then
 // it is decided like any other.
 func (q *Redis) AdmitLimited(ctx context.Context, student, course int64, extra Limit) (Admission, error) {
-	out, err := q.admits.Do(ctx, admitReq{student: student, course: course, extra: extra})
+	return q.AdmitKeyed(ctx, student, course, extra, "")
+}
+
+// AdmitKeyed is AdmitLimited for a request carrying an Idempotency-Key
+// (idemKey, "" for none): the first final answer under the key (admitted,
+// pre-queued, already queued, sold out, pre-queue refusals) is recorded in
+// the same script call that gives it, and a retry under the key gets that
+// answer again with Admission.Replayed set (also beside an error) and
+// changes nothing. Keys are the caller's to validate.
+func (q *Redis) AdmitKeyed(ctx context.Context, student, course int64, extra Limit, idemKey string) (Admission, error) {
+	out, err := q.admits.Do(ctx, admitReq{student: student, course: course, extra: extra, idem: idemKey})
 	if err != nil {
 		return Admission{}, fmt.Errorf("admit student %d course %d: %w", student, course, err)
 	}
@@ -64,6 +78,7 @@ func (q *Redis) AdmitLimited(ctx context.Context, student, course int64, extra L
 type admitReq struct {
 	student, course int64
 	extra           Limit
+	idem            string // Idempotency-Key, "" for none
 }
 
 type admitOutcome struct {
@@ -84,16 +99,16 @@ func (q *Redis) admitBatch(ctx context.Context, batch []admitReq) ([]admitOutcom
 	return out, nil
 }
 
-// runAdmit runs admit.lua once: the shared keys, then each request's five
-// keys and four arguments (see the script's header). cursor is the draw's
+// runAdmit runs admit.lua once: the shared keys, then each request's six
+// keys and five arguments (see the script's header). cursor is the draw's
 // cursor the batch starts at, or -1 for ordinary admissions. It returns the
 // script's three integers per request.
 func (q *Redis) runAdmit(ctx context.Context, batch []admitReq, cursor int64) ([]int64, error) {
 	k := q.keys
-	keys := make([]string, 0, 12+5*len(batch))
+	keys := make([]string, 0, 13+6*len(batch))
 	keys = append(keys, k.Open(), k.Seq(), k.Waiting(), k.Pending(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats(),
-		k.PreOpen(), k.PreStudents(), k.Draw())
-	args := make([]any, 0, 6+4*len(batch))
+		k.PreOpen(), k.PreStudents(), k.Draw(), k.Refusals())
+	args := make([]any, 0, 6+5*len(batch))
 	limit := q.RateLimit
 	if cursor >= 0 {
 		limit = 0 // the draw's entries were counted when they were pre-queued
@@ -105,8 +120,12 @@ func (q *Redis) runAdmit(ctx context.Context, batch []admitReq, cursor int64) ([
 		if c.extra.N > 0 && c.extra.Key != "" && c.extra.Window > 0 {
 			ipKey, ipN, ipWindow = c.extra.Key, c.extra.N, c.extra.Window.Milliseconds()
 		}
-		keys = append(keys, k.Enrolled(c.student), rl, k.Mine(c.student), ipKey, k.Pre(c.student))
-		args = append(args, c.student, c.course, ipN, ipWindow)
+		idemKey, keyed := rl, "0"
+		if c.idem != "" && cursor < 0 {
+			idemKey, keyed = k.Idem(c.student, c.idem), "1"
+		}
+		keys = append(keys, k.Enrolled(c.student), rl, k.Mine(c.student), ipKey, k.Pre(c.student), idemKey)
+		args = append(args, c.student, c.course, ipN, ipWindow, keyed)
 	}
 	res, err := admitScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
 	if err != nil {
@@ -124,8 +143,18 @@ func (q *Redis) AdmitCalls() int64 {
 	return calls
 }
 
-// admitResult turns one {code, a, b} triple of admit.lua into an answer.
+// admitResult turns one {code, a, b} triple of admit.lua into an answer. A
+// replayed answer (an Idempotency-Key's original) comes as code ± 100.
 func admitResult(code, a, b int64) (Admission, error) {
+	if code > 100 || code < -100 {
+		orig := code - 100
+		if code < 0 {
+			orig = code + 100
+		}
+		ad, err := admitResult(orig, a, b)
+		ad.Replayed = true
+		return ad, err
+	}
 	switch code {
 	case 1:
 		return Admission{RequestID: a, Ticket: a, Ahead: b}, nil

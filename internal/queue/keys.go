@@ -44,6 +44,31 @@ func (k Keys) PCount() string { return k.tag + "pcount" }
 // Stats holds counters (admitted, sold_out, decided, decided_<status>).
 func (k Keys) Stats() string { return k.tag + "stats" }
 
+// Fence is the current drain fence: a number the leader takes when it gets
+// the drain lock (fence.lua); pop, pre-ack, ack and requeue refuse any other.
+func (k Keys) Fence() string { return k.tag + "fence" }
+
+// PreAck maps a request id to how its seat-hint claim was settled before its
+// decision committed ('E' enrolled, 'R' released; see lua/_release.lua).
+func (k Keys) PreAck() string { return k.tag + "preack" }
+
+// DroppedReqs marks requests whose enrollment was dropped before their ack
+// (their ack must not put the course back into the student's enrolled hint).
+func (k Keys) DroppedReqs() string { return k.tag + "dropped" }
+
+// Gen maps course id to its generation: moved by every drop and capacity
+// raise that reaches the hint, so a reconcile with older numbers skips it.
+func (k Keys) Gen() string { return k.tag + "gen" }
+
+// Refusals maps course id to "<ticket counter>:<Redis time in us>" of the
+// latest "sold out" answer admission gave for it (law 7).
+func (k Keys) Refusals() string { return k.tag + "refusals" }
+
+// Idem holds the answer admission gave under a student's Idempotency-Key.
+func (k Keys) Idem(student int64, key string) string {
+	return k.tag + "idem:" + strconv.FormatInt(student, 10) + ":" + key
+}
+
 // Enrolled is the set of courses a student is enrolled in (a hint).
 func (k Keys) Enrolled(student int64) string {
 	return k.tag + "enr:" + strconv.FormatInt(student, 10)

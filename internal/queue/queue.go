@@ -19,20 +19,34 @@ import (
 //go:embed lua/*.lua
 var luaFS embed.FS
 
-func script(name string) *redis.Script {
-	b, err := luaFS.ReadFile("lua/" + name + ".lua")
-	if err != nil {
-		panic(fmt.Sprintf("queue: missing script %s: %v", name, err))
+// script loads lua/<name>.lua, after the preludes named (lua/_<p>.lua:
+// local functions several scripts share).
+func script(name string, preludes ...string) *redis.Script {
+	var src strings.Builder
+	for _, p := range append(preludes, name) {
+		file := "lua/" + p + ".lua"
+		if p != name {
+			file = "lua/_" + p + ".lua"
+		}
+		b, err := luaFS.ReadFile(file)
+		if err != nil {
+			panic(fmt.Sprintf("queue: missing script %s: %v", file, err))
+		}
+		src.Write(b)
+		src.WriteByte('\n')
 	}
-	return redis.NewScript(string(b))
+	return redis.NewScript(src.String())
 }
 
 var (
 	admitScript     = script("admit")
-	popScript       = script("pop")
-	ackScript       = script("ack")
-	requeueScript   = script("requeue")
-	cancelScript    = script("cancel")
+	popScript       = script("pop", "release")
+	preackScript    = script("preack", "release")
+	ackScript       = script("ack", "release")
+	requeueScript   = script("requeue", "release")
+	cancelScript    = script("cancel", "release")
+	fenceScript     = script("fence")
+	droppedScript   = script("dropped")
 	watermarkScript = script("watermark")
 	reconcileScript = script("reconcile")
 	drawListScript  = script("drawlist")
@@ -97,12 +111,19 @@ func parseRecord(id int64, rec string) (enroll.Request, error) {
 }
 
 // Pop moves up to n of the oldest waiting requests in flight with a lease and
-// returns them in ticket order.
+// returns them in ticket order, unfenced (tools and tests; the scheduler
+// uses PopFenced).
 func (q *Redis) Pop(ctx context.Context, n int, lease time.Duration) ([]enroll.Request, error) {
+	return q.PopFenced(ctx, 0, n, lease)
+}
+
+// PopFenced is Pop by the holder of fence: Redis refuses it
+// (enroll.ErrFenced) once another leader has taken a newer fence.
+func (q *Redis) PopFenced(ctx context.Context, fence int64, n int, lease time.Duration) ([]enroll.Request, error) {
 	k := q.keys
-	res, err := popScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req(), k.Draw()}, n, lease.Milliseconds()).Slice()
+	res, err := popScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req(), k.Draw(), k.Fence()}, n, lease.Milliseconds(), fence).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("pop %d: %w", n, err)
+		return nil, fmt.Errorf("pop %d: %w", n, fencedErr(err))
 	}
 	out := make([]enroll.Request, 0, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
@@ -134,15 +155,24 @@ type ResultEvent struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
-// Ack removes decided requests from the queue, corrects the seat hints and
-// publishes one event message carrying every result. It is idempotent.
+// Ack removes decided requests from the queue, settles their seat-hint
+// claims (unless the pre-ack did) and publishes one event message carrying
+// every result. It is idempotent. Ack is unfenced: a student's own
+// cancellation acks through it; the scheduler uses AckFenced.
 func (q *Redis) Ack(ctx context.Context, ds []enroll.Decision) error {
+	return q.AckFenced(ctx, 0, ds)
+}
+
+// AckFenced is Ack by the holder of fence (refused with enroll.ErrFenced
+// once a newer leader took over; that leader's recovery acks from MariaDB).
+func (q *Redis) AckFenced(ctx context.Context, fence int64, ds []enroll.Decision) error {
 	if len(ds) == 0 {
 		return nil
 	}
 	k := q.keys
-	keys := []string{k.Inflight(), k.Waiting(), k.Pending(), k.Done(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats()}
-	args := make([]any, 0, 2+4*len(ds))
+	keys := []string{k.Inflight(), k.Waiting(), k.Pending(), k.Done(), k.Req(), k.Dup(), k.Seats(), k.PCount(), k.Stats(),
+		k.Fence(), k.PreAck(), k.DroppedReqs()}
+	args := make([]any, 0, 3+4*len(ds))
 	evs := make([]ResultEvent, len(ds))
 	for i, d := range ds {
 		keys = append(keys, k.Enrolled(d.StudentID))
@@ -152,28 +182,35 @@ func (q *Redis) Ack(ctx context.Context, ds []enroll.Decision) error {
 	if err != nil {
 		return fmt.Errorf("ack: encode events: %w", err)
 	}
-	args = append(args, k.Events(), string(payload))
+	args = append(args, k.Events(), string(payload), fence)
 	for _, d := range ds {
 		args = append(args, d.RequestID, string(d.Status), d.StudentID, d.CourseID)
 	}
 	if err := ackScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("ack %d decisions: %w", len(ds), err)
+		return fmt.Errorf("ack %d decisions: %w", len(ds), fencedErr(err))
 	}
 	return nil
 }
 
-// Requeue puts in-flight requests back in waiting at their original tickets.
+// Requeue puts in-flight requests back in waiting at their original
+// tickets, unfenced (tools and tests; the scheduler uses RequeueFenced).
 func (q *Redis) Requeue(ctx context.Context, ids []int64) (int, error) {
+	return q.RequeueFenced(ctx, 0, ids)
+}
+
+// RequeueFenced is Requeue by the holder of fence.
+func (q *Redis) RequeueFenced(ctx context.Context, fence int64, ids []int64) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	args := make([]any, 0, 1+len(ids))
+	args = append(args, fence)
+	for _, id := range ids {
+		args = append(args, id)
 	}
-	n, err := requeueScript.Run(ctx, q.rdb, []string{q.keys.Inflight(), q.keys.Waiting()}, args...).Int()
+	n, err := requeueScript.Run(ctx, q.rdb, []string{q.keys.Inflight(), q.keys.Waiting(), q.keys.Fence()}, args...).Int()
 	if err != nil {
-		return 0, fmt.Errorf("requeue %d: %w", len(ids), err)
+		return 0, fmt.Errorf("requeue %d: %w", len(ids), fencedErr(err))
 	}
 	return n, nil
 }
@@ -223,7 +260,8 @@ func (q *Redis) Inflight(ctx context.Context, expiredOnly bool) ([]enroll.Reques
 // Errors: enroll.ErrNotFound, enroll.ErrForbidden, enroll.ErrTooLate.
 func (q *Redis) Cancel(ctx context.Context, id, student int64, lease time.Duration) (enroll.Request, error) {
 	k := q.keys
-	res, err := cancelScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req()}, id, student, lease.Milliseconds()).Slice()
+	res, err := cancelScript.Run(ctx, q.rdb, []string{k.Waiting(), k.Inflight(), k.Req(), k.PreAck(), k.PCount(), k.Seats()},
+		id, student, lease.Milliseconds()).Slice()
 	if err != nil {
 		return enroll.Request{}, fmt.Errorf("cancel request %d: %w", id, err)
 	}
@@ -332,21 +370,62 @@ func (q *Redis) ReadWatermark(ctx context.Context, maxDone int) (Watermark, erro
 	return w, nil
 }
 
-// Reconcile resets the seat hints from MariaDB's counts and makes sure the
-// ticket counter is above every recorded request id.
+// Reconcile resets the seat hints from MariaDB's counts, whatever moved
+// meanwhile, and makes sure the ticket counter is above every recorded
+// request id. Use ReconcileSeen when the counts may be older than a drop or
+// capacity raise that reached Redis (always, outside tests).
 func (q *Redis) Reconcile(ctx context.Context, seats []enroll.SeatCount, maxID int64) error {
+	return q.ReconcileSeen(ctx, seats, nil, maxID)
+}
+
+// Generations reads every section's hint generation. Read it before the
+// counts from MariaDB and hand it to ReconcileSeen.
+func (q *Redis) Generations(ctx context.Context) (map[int64]int64, error) {
+	h, err := q.rdb.HGetAll(ctx, q.keys.Gen()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read hint generations: %w", err)
+	}
+	out := make(map[int64]int64, len(h))
+	for f, v := range h {
+		id, err1 := strconv.ParseInt(f, 10, 64)
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 == nil && err2 == nil {
+			out[id] = n
+		}
+	}
+	return out, nil
+}
+
+// GenerationOf reads one section's hint generation (see Generations).
+func (q *Redis) GenerationOf(ctx context.Context, course int64) (int64, error) {
+	n, err := q.rdb.HGet(ctx, q.keys.Gen(), strconv.FormatInt(course, 10)).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("read hint generation of course %d: %w", course, err)
+	}
+	return n, nil
+}
+
+// ReconcileSeen is Reconcile for counts read from MariaDB after gens was
+// read (Generations): a section whose generation moved since is left alone,
+// since a drop or capacity raise reached its hint after the counts were
+// read. gens nil: no check.
+func (q *Redis) ReconcileSeen(ctx context.Context, seats []enroll.SeatCount, gens map[int64]int64, maxID int64) error {
 	k := q.keys
 	for len(seats) > 0 {
 		n := min(len(seats), 1000)
-		args := make([]any, 0, 2*n)
+		args := make([]any, 0, 3*n)
 		for _, s := range seats[:n] {
+			seen := "-"
+			if gens != nil {
+				seen = strconv.FormatInt(gens[s.ID], 10)
+			}
 			if s.Open {
-				args = append(args, s.ID, s.Capacity-s.Enrolled)
+				args = append(args, s.ID, s.Capacity-s.Enrolled, seen)
 			} else {
-				args = append(args, s.ID, "x")
+				args = append(args, s.ID, "x", seen)
 			}
 		}
-		if err := reconcileScript.Run(ctx, q.rdb, []string{k.Seats(), k.PCount()}, args...).Err(); err != nil {
+		if err := reconcileScript.Run(ctx, q.rdb, []string{k.Seats(), k.PCount(), k.Gen()}, args...).Err(); err != nil {
 			return fmt.Errorf("reconcile seat hints: %w", err)
 		}
 		seats = seats[n:]
@@ -383,15 +462,10 @@ func (q *Redis) SetEnrolledHint(ctx context.Context, student int64, courses []in
 }
 
 // Dropped updates the hints after a committed drop: one more free seat and
-// the course no longer in the student's set.
+// the course no longer in the student's set. Drops through enroll.Store
+// tell Redis before their commit instead (Dropping).
 func (q *Redis) Dropped(ctx context.Context, student, course int64) error {
-	pipe := q.rdb.TxPipeline()
-	pipe.SRem(ctx, q.keys.Enrolled(student), course)
-	pipe.HIncrBy(ctx, q.keys.Seats(), strconv.FormatInt(course, 10), 1)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("drop hint student %d course %d: %w", student, course, err)
-	}
-	return nil
+	return q.Dropping(ctx, enroll.DropHint{StudentID: student, CourseID: course, SeatsFreed: 1})
 }
 
 // SetOpen sets the window flag and records it as the registrar's last word

@@ -26,12 +26,24 @@ type Source interface {
 
 // Sink receives hints (queue.Redis).
 type Sink interface {
-	Reconcile(ctx context.Context, seats []enroll.SeatCount, maxID int64) error
+	Generations(ctx context.Context) (map[int64]int64, error)
+	ReconcileSeen(ctx context.Context, seats []enroll.SeatCount, gens map[int64]int64, maxID int64) error
 }
 
 // Reconcile resets every hint from src, and raises the ticket counter above
 // every recorded request id so an id is never handed out twice.
+//
+// It cannot make a hint too low: the hint is MariaDB's free seats minus the
+// requests still pending in Redis, and a request leaves the pending count
+// (its pre-ack) before its decision commits, so no request is counted both
+// in MariaDB's enrolled and as pending; and a section whose generation moved
+// between the read of the generations and the write (a drop or a capacity
+// raise reached its hint after MariaDB was read) keeps its hint.
 func Reconcile(ctx context.Context, src Source, dst Sink) error {
+	gens, err := dst.Generations(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile seats: %w", err)
+	}
 	seats, err := src.Seats(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile seats: %w", err)
@@ -40,7 +52,7 @@ func Reconcile(ctx context.Context, src Source, dst Sink) error {
 	if err != nil {
 		return fmt.Errorf("reconcile seats: %w", err)
 	}
-	if err := dst.Reconcile(ctx, seats, maxID); err != nil {
+	if err := dst.ReconcileSeen(ctx, seats, gens, maxID); err != nil {
 		return fmt.Errorf("reconcile seats: %w", err)
 	}
 	return nil

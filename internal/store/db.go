@@ -79,3 +79,16 @@ func Interpret(err error) error {
 	}
 	return err
 }
+
+// CodeUnknownThread is MariaDB's error for KILL of a connection that has
+// ended already (1094).
+const CodeUnknownThread = 1094
+
+// Code returns the MySQL error number in err's chain, or 0.
+func Code(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}

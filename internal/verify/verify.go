@@ -19,14 +19,15 @@ type Report struct {
 	Lost              int64 `json:"lost"`               // admitted ids with no decision
 	Unexpected        int64 `json:"unexpected"`         // decisions for ids never admitted
 	FIFOViolations    int64 `json:"fifo_violations"`    // law 3, see Check
+	FalseSoldOut      int64 `json:"false_sold_out"`     // law 7, see Check
 }
 
 // OK reports whether no law was broken.
 func (r Report) OK() bool { return r == Report{} }
 
 func (r Report) String() string {
-	return fmt.Sprintf("oversold=%d enrolled_mismatch=%d orphans=%d non_final=%d lost=%d unexpected=%d fifo=%d",
-		r.OversoldSections, r.EnrolledMismatch, r.EnrollmentOrphans, r.NonFinal, r.Lost, r.Unexpected, r.FIFOViolations)
+	return fmt.Sprintf("oversold=%d enrolled_mismatch=%d orphans=%d non_final=%d lost=%d unexpected=%d fifo=%d false_sold_out=%d",
+		r.OversoldSections, r.EnrolledMismatch, r.EnrollmentOrphans, r.NonFinal, r.Lost, r.Unexpected, r.FIFOViolations, r.FalseSoldOut)
 }
 
 // Check verifies the laws on db. admitted, when not nil, is the set of
@@ -37,6 +38,17 @@ func (r Report) String() string {
 // Fairness: within a course, an enrolled request must not have a higher
 // ticket than a request rejected for lack of seats (sold_out), unless a drop
 // freed a seat in that course between the two decisions.
+//
+// No false "sold out" (law 7): refusal_marks holds, per section, the latest
+// "sold out" admission answered (the ticket counter's value then, and when;
+// copied from Redis by the drain). Every request with a higher ticket came
+// later; one of them enrolled is a violation unless a seat of that section
+// was freed between the refusal and its decision: a rejection or a
+// cancellation decided, a drop, a capacity raise. Seats come back to the
+// hints before the transaction that frees them commits, and those rows are
+// stamped after the hints knew, so a true refusal always precedes the
+// freeing it lost to. The times are Redis' (the refusal) and the deciding
+// host's: the check assumes the clocks of one site.
 func Check(ctx context.Context, db *sqlx.DB, admitted []int64) (Report, error) {
 	var r Report
 	qs := []struct {

@@ -31,12 +31,16 @@
 -- KEYS[10] preopen  string  "1" while the pre-queue takes requests
 -- KEYS[11] prestu   zset    pre-queued student -> seq of their first entry
 -- KEYS[12] draw     hash    entries (pre-queue entry counter), cursor, total, ...
--- Per request i (i = 1..N), at KEYS[12 + 5(i-1) + 1..5]:
+-- KEYS[13] refusals hash    course -> "<ticket counter>:<Redis time, us>" of the
+--                           latest "sold out" answer (law 7; the drain copies
+--                           it to MariaDB's refusal_marks)
+-- Per request i (i = 1..N), at KEYS[13 + 6(i-1) + 1..6]:
 --   enr   set     courses the student is enrolled in (hint)
 --   rl    string  per-student attempt counter for the rate window
 --   mine  set     the student's admitted request ids (for "my requests"; expires)
 --   ip    string  per-client-address request counter (the API's per-IP budget)
 --   pre   hash    the student's pre-queue entries: course -> state
+--   idem  string  the answer recorded under the request's Idempotency-Key
 --
 -- ARGV[1] per-student rate limit (attempts per window, 0 = off)
 -- ARGV[2] per-student rate window in ms
@@ -45,12 +49,24 @@
 -- ARGV[5] most pre-queue entries per student
 -- ARGV[6] (draw) the notices channel: the batch's outcomes are published on
 --         it as {"type":"drawn","e":[[student, course, ticket or -code], ...]}
--- Per request i, at ARGV[6 + 4(i-1) + 1..4]:
---   student id, course id, per-IP limit (0 = off or exempt), per-IP window in ms
+-- Per request i, at ARGV[6 + 5(i-1) + 1..5]:
+--   student id, course id, per-IP limit (0 = off or exempt), per-IP window in ms,
+--   "1" when the request carries an Idempotency-Key (its idem key), else "0"
+--
+-- Idempotency: a request whose key already holds an answer gets that answer
+-- again (code, a, b as first returned) and nothing else happens; the first
+-- answer of a key is recorded when it is final for the key: admitted,
+-- pre-queued, already queued, sold out, already in the pre-queue, pre-queue
+-- full. Transient answers (rate limits, window closed, opening, unknown to
+-- the seat cache, already enrolled, which the API confirms in MariaDB) are
+-- not recorded: a retry under the same key tries again. A replayed answer
+-- returns code + 100 (admitted: 101, ...) or code - 100 (refusals) so the
+-- caller can tell; the idem key expires with the student's request set.
 --
 -- Returns 3 integers per request, {code, a, b}:
 --   { 1, ticket, ahead}   admitted; ahead = undecided requests with a lower ticket
---   { 2, entries, students} pre-queued: the student's entries, students in the pre-queue
+--   { 2, entries, students} pre-queued: the student's entries waiting for this
+--                         round's draw, students in the pre-queue
 --   {-1, 0, 0}            window closed (and no pre-queue)
 --   {-2, retry_ms, 0}     rate limited (the student's budget)
 --   {-3, request id, 0}   already queued for this course
@@ -62,8 +78,8 @@
 --   {-9, limit, 0}        the student's pre-queue entries are at the limit
 --   {-10, cursor, 0}      (draw) the cursor is not ARGV[4]: nothing was done
 --   {-11, 0, 0}           window closed, the pre-queue's draw is running
-local NK, NA = 12, 6
-local n = (#ARGV - NA) / 4
+local NK, NA, PK, PA = 13, 6, 6, 5
+local n = (#ARGV - NA) / PA
 local out = {}
 local function all(code, a)
   for i = 1, n do
@@ -112,6 +128,7 @@ end
 local slimit, swindow, mine_ttl, pre_max = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local admitted, sold_out = 0, 0
 
 -- the client address's and the student's budgets
@@ -144,7 +161,14 @@ local function enter(k, a)
   if not redis.call('HGET', KEYS[7], course) then
     return -5, 0, 0
   end
-  local entries = redis.call('HLEN', KEYS[k + 5])
+  -- only this round's entries (still waiting for a draw) count: a drawn
+  -- entry of an earlier round ("t:"/"x:") is an outcome, not an entry
+  local entries = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[k + 5])) do
+    if string.sub(v, 1, 2) == 'q:' then
+      entries = entries + 1
+    end
+  end
   if entries >= pre_max then
     return -9, pre_max, 0
   end
@@ -170,6 +194,7 @@ local function admit(k, a)
   end
   if tonumber(free) <= 0 then
     sold_out = sold_out + 1
+    redis.call('HSET', KEYS[13], course, (redis.call('GET', KEYS[2]) or '0') .. ':' .. now_us)
     return -6, 0, 0
   end
   redis.call('HINCRBY', KEYS[7], course, -1)
@@ -187,10 +212,25 @@ end
 
 local base_ahead, first_ticket = nil, nil
 local drawn = {}
+-- answers final for an Idempotency-Key (see the header)
+local keyed = {[1] = true, [2] = true, [-3] = true, [-6] = true, [-8] = true, [-9] = true}
+
 for i = 1, n do
-  local k, a = NK + 5 * (i - 1), NA + 4 * (i - 1)
-  local code, x, b = limited(k, a)
-  if not code then
+  local k, a = NK + PK * (i - 1), NA + PA * (i - 1)
+  local idem = ARGV[a + 5] == '1'
+  local code, x, b, replay = nil, nil, nil, nil
+  if idem then
+    replay = redis.call('GET', KEYS[k + 6])
+  end
+  if replay then
+    local c, ra, rb = string.match(replay, '^(-?%d+):(-?%d+):(-?%d+)$')
+    code, x, b = tonumber(c), tonumber(ra), tonumber(rb)
+  else
+    code, x, b = limited(k, a)
+  end
+  if replay then
+    -- the original answer, as first returned
+  elseif not code then
     if prequeue then
       code, x, b = enter(k, a)
     else
@@ -212,7 +252,7 @@ for i = 1, n do
     end
     drawn[i] = {tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), v}
   end
-  if code == 1 then
+  if code == 1 and not replay then
     if not base_ahead then
       -- undecided requests below the batch's first ticket, counted once
       first_ticket = x
@@ -221,6 +261,16 @@ for i = 1, n do
     -- tickets of one call are consecutive, so those admitted before this one
     -- in the batch are exactly x - first_ticket
     b = base_ahead + (x - first_ticket)
+  end
+  if idem and not replay and keyed[code] then
+    redis.call('SET', KEYS[k + 6], code .. ':' .. x .. ':' .. b, 'PX', mine_ttl)
+  end
+  if replay then
+    if code > 0 then
+      code = code + 100
+    else
+      code = code - 100
+    end
   end
   out[#out + 1] = code; out[#out + 1] = x; out[#out + 1] = b
 end

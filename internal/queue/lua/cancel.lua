@@ -4,7 +4,12 @@
 -- caller dies before acking, recovery requeues it and the drainer, seeing the
 -- flag, records it as cancelled.
 --
--- KEYS[1] waiting zset, KEYS[2] inflight zset, KEYS[3] req hash
+-- The request's claim on the seat hint is settled here (see _release.lua):
+-- from this moment the seat is back for the next student, before MariaDB
+-- records the cancellation.
+--
+-- KEYS[1] waiting zset, KEYS[2] inflight zset, KEYS[3] req hash,
+-- KEYS[4] preack hash, KEYS[5] pcount hash, KEYS[6] seats hash
 -- ARGV[1] request id, ARGV[2] student id, ARGV[3] lease ms
 --
 -- Returns {code, record}:
@@ -16,7 +21,7 @@ local rec = redis.call('HGET', KEYS[3], ARGV[1])
 if not rec then
   return {-1}
 end
-local student = string.match(rec, '^([^:]+):')
+local student, course = string.match(rec, '^([^:]+):([^:]+):')
 if student ~= ARGV[2] then
   return {-2}
 end
@@ -30,4 +35,5 @@ end
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
+settle(KEYS[4], KEYS[5], KEYS[6], ARGV[1], 'cancelled', course)
 return {1, rec}

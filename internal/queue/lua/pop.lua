@@ -2,6 +2,10 @@
 -- the in-flight set with a lease deadline; nothing is removed from the queue's
 -- books (req, pending) until ack.lua runs after the decision is committed.
 --
+-- Fenced: only the holder of the current drain fence may pop. A pop from a
+-- paused or partitioned former leader that reaches Redis after the lock
+-- passed on is refused here, so it can never take the head of the line.
+--
 -- While the pre-queue's draw runs, nothing is popped: the line is formed
 -- first (the draw then has Redis and the CPU to itself and ends sooner), and
 -- served from the first ticket as soon as it is.
@@ -10,10 +14,15 @@
 -- KEYS[2] inflight zset  request id -> lease deadline (ms, Redis clock)
 -- KEYS[3] req      hash  request id -> "student:course:admitted_ms:flag"
 -- KEYS[4] draw     hash  the pre-queue's draw (state)
--- ARGV[1] batch size, ARGV[2] lease in ms
+-- KEYS[5] fence    string the current drain fence
+-- ARGV[1] batch size, ARGV[2] lease in ms, ARGV[3] the caller's fence
 --
 -- Returns a flat array {id1, record1, id2, record2, ...}; record is false when
--- the request's record is missing (then the caller acks it as unknown).
+-- the request's record is missing (then the caller acks it as unknown), or
+-- the error FENCED.
+if fenced(KEYS[5], ARGV[3]) then
+  return redis.error_reply('FENCED pop by a former drain leader')
+end
 local state = redis.call('HGET', KEYS[4], 'state')
 if state == 'listing' or state == 'drawing' then
   return {}
