@@ -69,6 +69,14 @@ func Check(ctx context.Context, db *sqlx.DB, admitted []int64) (Report, error) {
 			WHERE e.status = 'enrolled'
 			  AND NOT EXISTS (SELECT 1 FROM enrollment_drops d WHERE d.course_id = e.course_id
 			                  AND d.dropped_at >= x.decided_at AND d.dropped_at <= e.decided_at)`},
+		{&r.FalseSoldOut, `SELECT COUNT(*) FROM refusal_marks m
+			JOIN enrollment_requests e ON e.course_id = m.course_id AND e.status = 'enrolled' AND e.ticket > m.ticket
+			WHERE NOT EXISTS (SELECT 1 FROM enrollment_requests x WHERE x.course_id = m.course_id
+			                  AND x.status IN ('rejected','cancelled') AND x.decided_at >= m.refused_at AND x.decided_at <= e.decided_at)
+			  AND NOT EXISTS (SELECT 1 FROM enrollment_drops d WHERE d.course_id = m.course_id
+			                  AND d.dropped_at >= m.refused_at AND d.dropped_at <= e.decided_at)
+			  AND NOT EXISTS (SELECT 1 FROM capacity_changes c WHERE c.course_id = m.course_id
+			                  AND c.new_capacity > c.old_capacity AND c.changed_at >= m.refused_at AND c.changed_at <= e.decided_at)`},
 	}
 	for _, q := range qs {
 		if err := db.GetContext(ctx, q.dst, q.q); err != nil {
