@@ -66,6 +66,9 @@ var (
 	errPrequeueWindows  = apiError{http.StatusConflict, "prequeue_with_windows", "학년별 신청 기간이 설정되어 있어 사전 대기열을 열 수 없습니다.", "The pre-queue draws at one opening; remove the class-year windows first."}
 	errWindowIsOpen     = apiError{http.StatusConflict, "window_open", "이미 수강신청 기간이 열려 있습니다.", "Registration is already open."}
 	errImportInvalid    = apiError{http.StatusUnprocessableEntity, "import_invalid", "파일에 오류가 있어 아무것도 가져오지 않았습니다. 오류 목록을 확인하세요.", "The file has errors; nothing was imported. See the list of rows."}
+
+	// Idempotent admission (issue #15).
+	errBadIdemKey = apiError{http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key 헤더는 영문자, 숫자, _ - . : 로 된 1–64자여야 합니다.", "The Idempotency-Key header must be 1–64 characters of A–Z, a–z, 0–9, _ - . :"}
 )
 
 // abort writes e as the response.
@@ -73,11 +76,9 @@ func abort(c *gin.Context, e apiError) {
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": gin.H{"code": e.Code, "message": e.Message, "message_en": e.MessageEN}})
 }
 
-// fail maps a domain error onto the API's errors (unknown → 500).
+// fail maps a domain error onto the API's errors: a dependency that cannot
+// be reached is 503 unavailable with Retry-After, anything else unknown 500.
 func fail(c *gin.Context, err error) {
-	if errors.Is(err, enroll.ErrOpening) {
-		c.Header("Retry-After", "1")
-	}
 	var rl *enroll.RateLimitError
 	if errors.As(err, &rl) {
 		c.Header("Retry-After", strconv.Itoa(int(rl.RetryAfter.Seconds())+1))
@@ -91,6 +92,12 @@ func fail(c *gin.Context, err error) {
 		return
 	}
 	if e, ok := classify(err); ok {
+		if e.Status == http.StatusServiceUnavailable { // opening, unavailable: ask again in a moment
+			c.Header("Retry-After", "1")
+		}
+		if e == errUnavailable {
+			_ = c.Error(err)
+		}
 		abort(c, e)
 		return
 	}
@@ -147,19 +154,23 @@ var allErrors = []apiError{errBadJSON, errBadID, errUnauthorized, errTokenExpire
 	errMethodNotAllowed, errBadQuery, errWeakPassword, errInCart, errNotInCart, errCartFull, errCartOrder,
 	errSeatsAvailable, errAlreadyListed, errNotListed, errCapacityTooSmall, errAdminExists, errBadWindow,
 	errUnknownStudent, errUnknownJob, errBadFile, errImportInvalid, errAlreadyPrequeued, errPrequeueFull, errOpening,
-	errPrequeueWindows, errWindowIsOpen}
+	errPrequeueWindows, errWindowIsOpen, errBadIdemKey}
 
 // errorBody is the JSON of e.
 func errorBody(e apiError) gin.H {
 	return gin.H{"code": e.Code, "message": e.Message, "message_en": e.MessageEN}
 }
 
-// classify returns the API error err maps to, if any.
+// classify returns the API error err maps to, if any: a domain error of
+// errorTable, or unavailable when a dependency could not be reached.
 func classify(err error) (apiError, bool) {
 	for _, t := range errorTable {
 		if errors.Is(err, t.target) {
 			return t.e, true
 		}
+	}
+	if dependencyDown(err) {
+		return errUnavailable, true
 	}
 	return apiError{}, false
 }

@@ -177,30 +177,49 @@ func (s *server) removeFromCart(c *gin.Context) {
 
 // registerCart queues every cart section in cart order and reports each
 // outcome; the response is 200 even when some (or all) were refused.
+//
+// With an Idempotency-Key, each section is admitted under "<key>:<course
+// id>": a retry answers every section as the first registration did (each
+// such result has "replayed": true, and the response Idempotent-Replayed:
+// true when every section's was).
 func (s *server) registerCart(c *gin.Context) {
+	key, ok := idempotencyKey(c)
+	if !ok {
+		abort(c, errBadIdemKey)
+		return
+	}
 	cl := claimsOf(c)
-	rs, err := s.svc.RegisterCart(c.Request.Context(), cl)
+	rs, err := s.svc.RegisterCart(c.Request.Context(), cl, key)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	out := make([]gin.H, 0, len(rs))
 	var ids []string
+	replayed := len(rs) > 0
 	for _, r := range rs {
-		if r.Err != nil {
-			s.metrics.admissions.WithLabelValues(admissionLabel(r.Err)).Inc()
-			out = append(out, gin.H{"course_id": r.CourseID, "status": "error", "error": errorOf(r.Err)})
-			continue
+		replayed = replayed && r.Replayed
+		var res gin.H
+		switch {
+		case r.Err != nil:
+			s.metrics.admissions.WithLabelValues(replayLabel(r.Replayed, admissionLabel(r.Err))).Inc()
+			res = gin.H{"course_id": r.CourseID, "status": "error", "error": errorOf(r.Err)}
+		case r.Admitted.Prequeued:
+			s.metrics.admissions.WithLabelValues(replayLabel(r.Replayed, "prequeued")).Inc()
+			res = gin.H{"course_id": r.CourseID, "status": "prequeued"}
+		default:
+			s.metrics.admissions.WithLabelValues(replayLabel(r.Replayed, "admitted")).Inc()
+			ids = append(ids, strconv.FormatInt(r.Admitted.RequestID, 10))
+			res = gin.H{"course_id": r.CourseID, "status": "queued", "request_id": r.Admitted.RequestID,
+				"ticket": r.Admitted.Ticket, "position": r.Admitted.Position}
 		}
-		if r.Admitted.Prequeued {
-			s.metrics.admissions.WithLabelValues("prequeued").Inc()
-			out = append(out, gin.H{"course_id": r.CourseID, "status": "prequeued"})
-			continue
+		if r.Replayed {
+			res["replayed"] = true
 		}
-		s.metrics.admissions.WithLabelValues("admitted").Inc()
-		ids = append(ids, strconv.FormatInt(r.Admitted.RequestID, 10))
-		out = append(out, gin.H{"course_id": r.CourseID, "status": "queued", "request_id": r.Admitted.RequestID,
-			"ticket": r.Admitted.Ticket, "position": r.Admitted.Position})
+		out = append(out, res)
+	}
+	if replayed {
+		c.Header(replayedHeader, "true")
 	}
 	resp := gin.H{"results": out}
 	if len(ids) > 0 {

@@ -213,7 +213,17 @@ func (s *server) login(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"token": tok, "student_id": cl.Subject, "student_no": cl.StudentNo, "year": cl.Year,
-		"expires_at": time.Unix(cl.Expires, 0).UTC()})
+		"expires_at": s.expiresAt(tok, auth.KindStudent)})
+}
+
+// expiresAt is when tok expires, as its signer wrote it into the token (the
+// claims Login returns are those before signing, without the expiry).
+func (s *server) expiresAt(tok, kind string) time.Time {
+	cl, err := s.svc.Signer.Verify(tok, kind)
+	if err != nil { // not for a token just issued; an estimate rather than 1970
+		return time.Now().Add(s.svc.TokenTTL).UTC().Truncate(time.Second)
+	}
+	return time.Unix(cl.Expires, 0).UTC()
 }
 
 func (s *server) adminLogin(c *gin.Context) {
@@ -237,6 +247,15 @@ func (s *server) adminLogin(c *gin.Context) {
 }
 
 func (s *server) enroll(c *gin.Context) {
+	key, ok := idempotencyKey(c)
+	if !ok {
+		// Like a bad body, a bad key never reaches admit.lua: the address
+		// is charged here.
+		if s.allow(c, s.ipHit(c)) {
+			abort(c, errBadIdemKey)
+		}
+		return
+	}
 	var in struct {
 		CourseID *int64 `json:"course_id" binding:"required"`
 	}
@@ -247,19 +266,24 @@ func (s *server) enroll(c *gin.Context) {
 		}
 		return
 	}
-	a, err := s.svc.Enroll(c.Request.Context(), claimsOf(c), *in.CourseID, s.admissionBudget(c))
+	a, err := s.svc.EnrollKeyed(c.Request.Context(), claimsOf(c), *in.CourseID, s.admissionBudget(c), key)
+	if a.Replayed {
+		// The answer (admission or refusal) given the first time this key
+		// was sent; nothing new was queued.
+		c.Header(replayedHeader, "true")
+	}
 	if err != nil {
-		s.metrics.admissions.WithLabelValues(admissionLabel(err)).Inc()
+		s.metrics.admissions.WithLabelValues(replayLabel(a.Replayed, admissionLabel(err))).Inc()
 		fail(c, err)
 		return
 	}
 	if a.Prequeued {
-		s.metrics.admissions.WithLabelValues("prequeued").Inc()
+		s.metrics.admissions.WithLabelValues(replayLabel(a.Replayed, "prequeued")).Inc()
 		c.JSON(http.StatusAccepted, gin.H{"status": "prequeued", "course_id": *in.CourseID, "entries": a.Entries,
 			"students": a.Students, "ws_token": a.WSToken})
 		return
 	}
-	s.metrics.admissions.WithLabelValues("admitted").Inc()
+	s.metrics.admissions.WithLabelValues(replayLabel(a.Replayed, "admitted")).Inc()
 	c.JSON(http.StatusAccepted, gin.H{"status": "queued", "request_id": a.RequestID, "ticket": a.Ticket, "position": a.Position,
 		"ws_token": a.WSToken, "ws_url": s.wsURL + "?token=" + a.WSToken + "&requests=" + strconv.FormatInt(a.RequestID, 10)})
 }

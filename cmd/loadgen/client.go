@@ -139,17 +139,27 @@ type cred struct {
 
 // do sends one request and decodes a 2xx JSON body into out (may be nil).
 func (a *api) do(ctx context.Context, method, path string, who cred, in, out any) (int, error) {
+	code, _, err := a.send(ctx, method, path, who, nil, in, out)
+	return code, err
+}
+
+// send is do with extra request headers (hdr, may be nil); it also returns
+// the response's headers.
+func (a *api) send(ctx context.Context, method, path string, who cred, hdr http.Header, in, out any) (int, http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return 0, fmt.Errorf("%s %s: %w", method, path, err)
+			return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -162,12 +172,12 @@ func (a *api) do(ctx context.Context, method, path string, who cred, in, out any
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, path, err)
+		return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
@@ -184,14 +194,14 @@ func (a *api) do(ctx context.Context, method, path string, who cred, in, out any
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			ae.RetryAfter = time.Duration(s) * time.Second
 		}
-		return resp.StatusCode, ae
+		return resp.StatusCode, resp.Header, ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decode: %w", method, path, err)
+			return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: decode: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 func (a *api) adminLogin(ctx context.Context, user, password string) (string, error) {
@@ -303,11 +313,22 @@ type admission struct {
 	WSURL     string `json:"ws_url"`
 	Entries   int64  `json:"entries"`  // prequeued: the student's entries
 	Students  int64  `json:"students"` // prequeued: students in the pre-queue
+
+	// Replayed: the answer (this one, or the refusal returned with it) is
+	// the one recorded for an earlier request with the same Idempotency-Key
+	// (response header Idempotent-Replayed).
+	Replayed bool `json:"-"`
 }
 
-func (a *api) enroll(ctx context.Context, who cred, course int64) (admission, error) {
+// enroll asks for a seat; key is the request's Idempotency-Key ("" none).
+func (a *api) enroll(ctx context.Context, who cred, course int64, key string) (admission, error) {
 	var out admission
-	_, err := a.do(ctx, http.MethodPost, "/api/v1/enrollments", who, map[string]int64{"course_id": course}, &out)
+	var hdr http.Header
+	if key != "" {
+		hdr = http.Header{"Idempotency-Key": {key}}
+	}
+	_, rh, err := a.send(ctx, http.MethodPost, "/api/v1/enrollments", who, hdr, map[string]int64{"course_id": course}, &out)
+	out.Replayed = rh.Get("Idempotent-Replayed") == "true"
 	return out, err
 }
 

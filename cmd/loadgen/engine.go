@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +76,10 @@ type config struct {
 // counters of the run (all safe for concurrent use).
 type counters struct {
 	sent, answered, admitted, transport      atomic.Int64
-	transportRetries                         atomic.Int64
+	transportRetries                         atomic.Int64 // admissions sent again: answer lost (transport, 502/503/504) or 503 opening
+	unavailable                              atomic.Int64 // admission answers 502, 503 unavailable, 504
+	replayed                                 atomic.Int64 // admission answers with Idempotent-Replayed: true
+	unknownOutcome                           atomic.Int64 // admissions whose answer stayed unknown after every retry
 	retries429                               atomic.Int64
 	cancelsSent, cancelsOK, cancelsLate      atomic.Int64
 	cancelErrors                             atomic.Int64
@@ -92,6 +98,7 @@ type counters struct {
 	connectErrors                            map[string]int64
 	pollErrorCodes                           map[string]int64 // poll errors by code
 	ambiguous                                [][2]int64       // (student, course) whose admission answer was lost
+	unknown                                  [][2]int64       // of those, the ones never answered after every retry
 	wsConnectFailed, wsConnected, wsStudents atomic.Int64
 }
 
@@ -138,6 +145,8 @@ type run struct {
 	rdb *redis.Client
 	q   *queue.Redis
 
+	keyPrefix string // of the run's Idempotency-Keys (idemKey)
+
 	tr       *tracker
 	students []*student
 	c        counters
@@ -166,7 +175,12 @@ func newRun(cfg config) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, start: time.Now(), src: &sourceAddrs{addrs: srcs}, tr: newTracker(), out: cfg.Stdout}
+	var nonce [6]byte
+	if _, err := crand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("idempotency key prefix: %w", err)
+	}
+	r := &run{cfg: cfg, start: time.Now(), src: &sourceAddrs{addrs: srcs}, tr: newTracker(), out: cfg.Stdout,
+		keyPrefix: "lg" + hex.EncodeToString(nonce[:])}
 	r.c.refused = map[string]int64{}
 	r.c.wsErrors = map[string]int64{}
 	r.c.connectErrors = map[string]int64{}
@@ -430,49 +444,67 @@ func (r *run) fire(ctx context.Context, st *student, at time.Time) {
 	r.latMu.Unlock()
 	for i, course := range st.cart {
 		r.c.sent.Add(1)
+		// One key per click, the same on every retry of it: a retry after a
+		// lost answer gets the click's original answer (a 202 with its
+		// request id, or the refusal) and queues nothing twice.
+		key := r.idemKey(st, course)
 		lostAnswer := false // an earlier attempt got no answer: it may have been admitted
+		answered := false
+		lost := 0 // attempts whose answer was lost
 		for attempt := 0; ctx.Err() == nil; attempt++ {
 			sent := r.now()
 			if r.c.firstSent.Load() == 0 {
 				r.c.firstSent.CompareAndSwap(0, sent)
 			}
-			a, err := r.api.enroll(ctx, st.who(), course)
+			a, err := r.api.enroll(ctx, st.who(), course, key)
 			done := r.now()
 			code := errCode(err)
-			if code == "transport" {
-				// No answer: the request may or may not have reached Redis.
-				// Asking again is safe (a second request for the same
-				// section is refused as already_queued/already_enrolled);
-				// verification looks the pair up in MariaDB.
-				r.c.transport.Add(1)
+			if answerLost(err) {
+				// No answer (transport), or nginx or the api could not get
+				// one (502, 503 unavailable, 504): the request may or may not
+				// have reached Redis. Ask again under the same key, as the
+				// web client does.
+				if code == "transport" {
+					r.c.transport.Add(1)
+				} else {
+					r.c.unavailable.Add(1)
+				}
 				lostAnswer = true
-				if attempt < 3 {
+				lost++
+				if lost < lostRetry.tries {
 					r.c.transportRetries.Add(1)
-					sleepCtx(ctx, time.Duration(50*(attempt+1))*time.Millisecond)
+					sleepCtx(ctx, lostRetry.delay(lost, retryAfter(err)))
 					continue
 				}
-				r.refuse(r.c.refused, "transport")
-				r.noteAmbiguous(st, course)
-				if st.pre != nil {
-					st.pre[i] = preUnknown // the student's list will tell
-				}
 				break
+			}
+			var ae *apiError
+			if code == "opening" && attempt < 10 && errors.As(err, &ae) {
+				// The pre-queue is being drawn: nothing was done; the page
+				// asks again after Retry-After.
+				r.c.transportRetries.Add(1)
+				sleepCtx(ctx, min(max(ae.RetryAfter, 100*time.Millisecond), 2*time.Second))
+				continue
 			}
 			r.latMu.Lock()
 			r.latencies = append(r.latencies, float64(done-sent)/1e6)
 			r.latMu.Unlock()
-			var ae *apiError
 			if code == "rate_limited" && attempt < 5 && errors.As(err, &ae) {
 				r.c.retries429.Add(1)
 				sleepCtx(ctx, min(max(ae.RetryAfter, 100*time.Millisecond), 2*time.Second))
 				continue
 			}
+			answered = true
 			r.c.answered.Add(1)
 			storeMax(&r.c.lastAnswered, done)
+			if a.Replayed {
+				r.c.replayed.Add(1)
+			}
 			if lostAnswer {
 				r.noteAmbiguous(st, course)
 				if code == "already_queued" && errors.As(err, &ae) && ae.RequestID > 0 {
-					// The lost attempt was admitted: this is its id.
+					// The lost attempt was admitted (a server that did not
+					// know the key): this is its id.
 					a, err = admission{RequestID: ae.RequestID, Ticket: ae.RequestID, Position: math.MaxInt64}, nil
 				}
 				if code == "already_prequeued" && st.pre != nil {
@@ -508,7 +540,78 @@ func (r *run) fire(ctx context.Context, st *student, at time.Time) {
 			}
 			break
 		}
+		if lostAnswer && !answered {
+			// Every try's answer was lost (or the run ended meanwhile):
+			// whether it was admitted, MariaDB tells after the run.
+			r.noteUnknown(st, course)
+			if st.pre != nil {
+				st.pre[i] = preUnknown // the student's list will tell
+			}
+		}
 	}
+}
+
+// idemKey is the Idempotency-Key of a student's click on course in this run
+// (1–64 characters of [A-Za-z0-9_-.:]; a run of its own, since the server
+// keeps a key's answer for 24 h and runs reuse students).
+func (r *run) idemKey(st *student, course int64) string {
+	return r.keyPrefix + "-" + strconv.FormatInt(st.tok.StudentID, 10) + "-" + strconv.FormatInt(course, 10)
+}
+
+// answerLost reports whether err leaves the admission's outcome unknown:
+// no HTTP answer, or 502 / 503 / 504 — nginx could not reach an api, or the
+// api could not reach Redis or MariaDB (503 unavailable; 503 opening is an
+// answer: nothing was done).
+func answerLost(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return true // transport
+	}
+	switch ae.Status {
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	case http.StatusServiceUnavailable:
+		return ae.Code != "opening"
+	}
+	return false
+}
+
+func retryAfter(err error) time.Duration {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
+	}
+	return 0
+}
+
+// backoff is how loadgen retries an admission whose answer was lost: like
+// the web client (web/js/api.js withRetry), tries attempts in all, the n-th
+// retry after base·2^(n-1), at least the answer's Retry-After, at most max.
+type backoff struct {
+	tries     int
+	base, max time.Duration
+}
+
+// lostRetry is the policy of the burst (tests shorten it).
+var lostRetry = backoff{tries: 5, base: 500 * time.Millisecond, max: 5 * time.Second}
+
+// delay is the pause before retry n (1, 2, ...).
+func (b backoff) delay(n int, retryAfter time.Duration) time.Duration {
+	d := b.base << (n - 1)
+	return min(max(d, retryAfter), b.max)
+}
+
+// noteUnknown remembers a (student, section) pair whose admission outcome
+// stayed unknown after every retry (and as ambiguous: see noteAmbiguous).
+func (r *run) noteUnknown(st *student, course int64) {
+	r.c.unknownOutcome.Add(1)
+	r.c.refusedMu.Lock()
+	r.c.unknown = append(r.c.unknown, [2]int64{st.tok.StudentID, course})
+	r.c.ambiguous = append(r.c.ambiguous, [2]int64{st.tok.StudentID, course})
+	r.c.refusedMu.Unlock()
 }
 
 // noteAmbiguous remembers a (student, section) pair whose admission answer
@@ -667,29 +770,70 @@ func (r *run) settled(ctx context.Context) bool {
 	return err == nil && st.Pending == 0
 }
 
-// ambiguousRequests returns the ids MariaDB recorded for the (student,
+// pairReq is a request MariaDB recorded, with its (student, section).
+type pairReq struct {
+	ID      int64 `db:"id"`
+	Student int64 `db:"student_id"`
+	Course  int64 `db:"course_id"`
+}
+
+// ambiguousRequests returns the requests MariaDB recorded for the (student,
 // section) pairs whose admission answer was lost.
-func (r *run) ambiguousRequests(ctx context.Context) ([]int64, error) {
+func (r *run) ambiguousRequests(ctx context.Context) ([]pairReq, error) {
 	r.c.refusedMu.Lock()
 	pairs := slices.Clone(r.c.ambiguous)
 	r.c.refusedMu.Unlock()
-	var out []int64
+	var out []pairReq
 	for len(pairs) > 0 {
 		n := min(len(pairs), 500)
-		q := `SELECT id FROM enrollment_requests WHERE (student_id, course_id) IN (` +
+		q := `SELECT id, student_id, course_id FROM enrollment_requests WHERE (student_id, course_id) IN (` +
 			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",") + `)`
 		args := make([]any, 0, 2*n)
 		for _, p := range pairs[:n] {
 			args = append(args, p[0], p[1])
 		}
-		var ids []int64
-		if err := r.db.SelectContext(ctx, &ids, q, args...); err != nil {
+		var rows []pairReq
+		if err := r.db.SelectContext(ctx, &rows, q, args...); err != nil {
 			return nil, fmt.Errorf("look up requests whose answer was lost: %w", err)
 		}
-		out = append(out, ids...)
+		out = append(out, rows...)
 		pairs = pairs[n:]
 	}
 	return out, nil
+}
+
+// lostAnswers is what MariaDB holds for the admissions whose answer was
+// lost, beyond the requests loadgen saw admitted.
+type lostAnswers struct {
+	IDs            []int64 // admitted by us after all: part of the admitted set verify checks
+	Unacknowledged int64   // len(IDs): admitted, the 202 never seen
+	Recovered      int64   // of those, the ones whose pair's outcome stayed unknown after every retry
+}
+
+// classifyLost sorts rows, the requests MariaDB recorded for pairs whose
+// answer was lost (ambiguousRequests): those loadgen already tracks (a retry
+// got their 202) are accounted for; the others are ours too and go to
+// verify, and those of a pair in unknown (never answered) count as
+// recovered_after_lost_answer.
+func classifyLost(rows []pairReq, tracked func(id int64) bool, unknown [][2]int64) lostAnswers {
+	unk := make(map[[2]int64]bool, len(unknown))
+	for _, p := range unknown {
+		unk[p] = true
+	}
+	var out lostAnswers
+	seen := map[int64]bool{}
+	for _, row := range rows {
+		if seen[row.ID] || tracked(row.ID) {
+			continue
+		}
+		seen[row.ID] = true
+		out.IDs = append(out.IDs, row.ID)
+		out.Unacknowledged++
+		if unk[[2]int64{row.Student, row.Course}] {
+			out.Recovered++
+		}
+	}
+	return out
 }
 
 // pollLoop is the fallback for decisions no result frame brought: requests

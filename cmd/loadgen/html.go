@@ -274,9 +274,14 @@ func writeHTML(w io.Writer, rep Report, rawJSON []byte) error {
 	num("duplicated", rep.Duplicated)
 	num("oversold sections", rep.OversoldSections)
 	num("FIFO violations", rep.FIFOViolations)
+	num("false sold-out (law 7)", rep.FalseSoldOut)
 	num("position increases", rep.PositionIncreases)
 	num("result mismatches", rep.ResultMismatches)
 	num("unresolved", rep.Unresolved)
+	num("answers lost: transport errors / 502, 503, 504 / retries / replayed", fmt.Sprintf("%d / %d / %d / %d",
+		rep.Actions.Transport, rep.Actions.Unavailable, rep.Actions.TransportRtry, rep.Actions.Replayed))
+	num("outcome unknown after every retry / found in MariaDB (recovered) / admitted without a 202 seen",
+		fmt.Sprintf("%d / %d / %d", rep.UnknownOutcome, rep.Recovered, rep.Unacknowledged))
 	num("admission latency p50 / p95 / p99 (ms)", fmt.Sprintf("%g / %g / %g", rep.AdmissionLatencyMS.P50, rep.AdmissionLatencyMS.P95, rep.AdmissionLatencyMS.P99))
 	if sa := rep.ServerAdmissionLatencyMS; sa.N > 0 {
 		num("… at the apis (handler time) p50 / p95 / p99 (ms)", fmt.Sprintf("%g / %g / %g", sa.P50, sa.P95, sa.P99))

@@ -36,12 +36,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/enrollq/enrollq/cmd/loadgen/students"
 	env "github.com/enrollq/enrollq/internal/config"
+	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/verify"
 )
 
@@ -288,8 +290,12 @@ func summary(rep Report, dir string) string {
 		b.WriteString(prequeueLines(rep.Prequeue))
 		fmt.Fprintf(&b, "  CPU seconds from the pre-queue's opening: %v\n", rep.CPUSeconds)
 	}
-	fmt.Fprintf(&b, "  laws: lost %d duplicated %d oversold %d fifo %d position increases %d mismatches %d unresolved %d verify{%s}\n",
-		rep.Lost, rep.Duplicated, rep.OversoldSections, rep.FIFOViolations, rep.PositionIncreases, rep.ResultMismatches, rep.Unresolved, rep.Verify)
+	if rep.UnknownOutcome > 0 || rep.Unacknowledged > 0 || rep.Actions.Transport > 0 || rep.Actions.Unavailable > 0 {
+		fmt.Fprintf(&b, "  answers lost: %d transport errors, %d 502/503/504, %d retries (%d replayed answers); %d outcomes unknown after every retry, %d of their requests found in MariaDB (recovered_after_lost_answer); %d admitted without a 202 seen\n",
+			rep.Actions.Transport, rep.Actions.Unavailable, rep.Actions.TransportRtry, rep.Actions.Replayed, rep.UnknownOutcome, rep.Recovered, rep.Unacknowledged)
+	}
+	fmt.Fprintf(&b, "  laws: lost %d duplicated %d oversold %d fifo %d false sold-out %d position increases %d mismatches %d unresolved %d verify{%s}\n",
+		rep.Lost, rep.Duplicated, rep.OversoldSections, rep.FIFOViolations, rep.FalseSoldOut, rep.PositionIncreases, rep.ResultMismatches, rep.Unresolved, rep.Verify)
 	for _, t := range rep.Targets {
 		mark := "met"
 		if !t.Met {
@@ -581,17 +587,19 @@ wait:
 	if err != nil {
 		return Report{}, err
 	}
-	unacked, err := r.ambiguousRequests(vctx)
+	// Admissions whose answer was lost (transport, 502/503/504, even after
+	// every retry): whatever MariaDB recorded for their (student, section)
+	// was admitted by us, so it joins the admitted set verify checks.
+	lostRows, err := r.ambiguousRequests(vctx)
 	if err != nil {
 		return Report{}, err
 	}
-	var unackedN int64
-	for _, id := range unacked {
-		if r.tr.get(id) == nil {
-			known = append(known, id)
-			unackedN++
-		}
-	}
+	r.c.refusedMu.Lock()
+	unknown := slices.Clone(r.c.unknown)
+	r.c.refusedMu.Unlock()
+	lost := classifyLost(lostRows, func(id int64) bool { return r.tr.get(id) != nil }, unknown)
+	known = append(known, lost.IDs...)
+	r.awaitRefusalMarks(vctx)
 	vr, err := verify.Check(vctx, r.db, append(ids, known...))
 	if err != nil {
 		return Report{}, err
@@ -614,9 +622,11 @@ wait:
 			BadFrames: r.c.badFrames.Load(), UnknownFrames: r.c.unknownFrames.Load(), WriteErrors: r.c.wsWriteErrors.Load()},
 		Actions: actionsReport{CancelsSent: r.c.cancelsSent.Load(), CancelsOK: r.c.cancelsOK.Load(), CancelsLate: r.c.cancelsLate.Load(),
 			CancelErrors: r.c.cancelErrors.Load(), DropsSent: r.c.dropsSent.Load(), DropsOK: r.c.dropsOK.Load(), DropErrors: r.c.dropErrors.Load(),
-			Retries429: r.c.retries429.Load(), Transport: r.c.transport.Load(), Polls: r.c.polls.Load(), PollErrors: r.c.pollErrors.Load(),
+			Retries429: r.c.retries429.Load(), Transport: r.c.transport.Load(), Unavailable: r.c.unavailable.Load(), Replayed: r.c.replayed.Load(),
+			Polls: r.c.polls.Load(), PollErrors: r.c.pollErrors.Load(),
 			PollDecisions: r.c.pollResults.Load(), PollErrorCodes: r.c.pollErrorCodes},
-		Baselines: base, DBResults: !cfg.Poll, Unacknowledged: unackedN, TransportRetries: r.c.transportRetries.Load(),
+		Baselines: base, DBResults: !cfg.Poll, Unacknowledged: lost.Unacknowledged, TransportRetries: r.c.transportRetries.Load(),
+		UnknownOutcome: r.c.unknownOutcome.Load(), Recovered: lost.Recovered,
 		DupAdmission: r.tr.dups.Load(), Requested: r.c.sent.Load(), Answered: r.c.answered.Load(),
 		FirstSent: r.c.firstSent.Load(), LastAdmitted: r.c.lastAdmitted.Load(), LastAnswered: r.c.lastAnswered.Load(),
 		PeakConns: max(peakConns, r.wsPeak.Load()), PeakWS: r.wsPeak.Load(), PeakHTTP: r.httpSocketsPeak.Load(),
@@ -637,4 +647,42 @@ wait:
 	rep := assemble(in)
 	r.c.refusedMu.Unlock()
 	return rep, nil
+}
+
+// awaitRefusalMarks waits (up to 10 s) until the drain has copied every
+// section's latest "sold out" mark from Redis into MariaDB, which law 7's
+// check reads; it copies what is still missing itself after that, as the
+// drain would, and says so.
+func (r *run) awaitRefusalMarks(ctx context.Context) {
+	if r.q == nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		marks, err := r.q.Refusals(ctx)
+		if err != nil {
+			r.logf("law 7: read the refusal marks: %v", err)
+			return
+		}
+		missing := 0
+		for _, m := range marks {
+			var t int64
+			err := r.db.GetContext(ctx, &t, `SELECT ticket FROM refusal_marks WHERE course_id = ?`, m.CourseID)
+			if err != nil || t < m.Ticket {
+				missing++
+			}
+		}
+		if missing == 0 {
+			r.logf("law 7: %d sections' latest sold-out marks are in MariaDB", len(marks))
+			return
+		}
+		if time.Now().After(deadline) {
+			r.logf("law 7: the drain had not copied %d of %d marks after 10 s; copying them", missing, len(marks))
+			if err := enroll.NewStore(r.db, r.cfg.Term).RecordRefusals(ctx, marks); err != nil {
+				r.logf("law 7: copy the refusal marks: %v", err)
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

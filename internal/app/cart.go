@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -143,24 +144,39 @@ type CartResult struct {
 	CourseID int64
 	Admitted *Admitted
 	Err      error
+	Replayed bool // the section's answer is the one given to an earlier registration with the same key
 }
 
 // RegisterCart queues a request for every section in the cart, in cart
-// order, each through Enroll (so each gets its own ticket, in that order).
-// One section's refusal does not stop the others.
-func (s *Service) RegisterCart(ctx context.Context, c auth.Claims) ([]CartResult, error) {
+// order, each through EnrollKeyed (so each gets its own ticket, in that
+// order). One section's refusal does not stop the others.
+//
+// With an idempotency key each section is admitted under "<key>:<course
+// id>", so a retried registration (its answer lost) gets every section's
+// original answer, admission or refusal, and queues nothing twice; a section
+// added to the cart since is admitted afresh. "" is no idempotency.
+func (s *Service) RegisterCart(ctx context.Context, c auth.Claims, idemKey string) ([]CartResult, error) {
 	items, err := s.Cart(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]CartResult, 0, len(items))
 	for _, it := range items {
-		a, err := s.Enroll(ctx, c, it.ID, queue.Limit{})
-		r := CartResult{CourseID: it.ID, Err: err}
+		a, err := s.EnrollKeyed(ctx, c, it.ID, queue.Limit{}, CartItemKey(idemKey, it.ID))
+		r := CartResult{CourseID: it.ID, Err: err, Replayed: a.Replayed}
 		if err == nil {
 			r.Admitted = &a
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// CartItemKey is the idempotency key of one section of a cart registration
+// sent with key ("" without one).
+func CartItemKey(key string, course int64) string {
+	if key == "" {
+		return ""
+	}
+	return key + ":" + strconv.FormatInt(course, 10)
 }

@@ -122,7 +122,7 @@ func (q *Redis) runAdmit(ctx context.Context, batch []admitReq, cursor int64) ([
 		}
 		idemKey, keyed := rl, "0"
 		if c.idem != "" && cursor < 0 {
-			idemKey, keyed = k.Idem(c.student, c.idem), "1"
+			idemKey, keyed = k.Idem(c.student, c.course, c.idem), "1"
 		}
 		keys = append(keys, k.Enrolled(c.student), rl, k.Mine(c.student), ipKey, k.Pre(c.student), idemKey)
 		args = append(args, c.student, c.course, ipN, ipWindow, keyed)

@@ -64,9 +64,9 @@ func (k Keys) Gen() string { return k.tag + "gen" }
 // latest "sold out" answer admission gave for it (law 7).
 func (k Keys) Refusals() string { return k.tag + "refusals" }
 
-// Idem holds the answer admission gave under a student's Idempotency-Key.
-func (k Keys) Idem(student int64, key string) string {
-	return k.tag + "idem:" + strconv.FormatInt(student, 10) + ":" + key
+// Idem holds the answer admission gave under a student's Idempotency-Key for a course (a key reused for another course is another request).
+func (k Keys) Idem(student, course int64, key string) string {
+	return k.tag + "idem:" + strconv.FormatInt(student, 10) + ":" + strconv.FormatInt(course, 10) + ":" + key
 }
 
 // Enrolled is the set of courses a student is enrolled in (a hint).

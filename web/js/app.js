@@ -2,7 +2,7 @@
 // step: plain ES modules. Korean by default (English switch in the header),
 // keyboard-accessible (real buttons and labels, focus moves to the new
 // view's heading), usable at phone width (see app.css).
-import { api, session, ApiError } from './api.js';
+import { api, session, ApiError, newKey, withRetry } from './api.js';
 import { t, setLang, getLang, dayName, reason, errText } from './i18n.js';
 import { tracker } from './queue.js';
 import { adminViews } from './admin.js';
@@ -156,7 +156,7 @@ function courseRow(c) {
       h('button', { class: 'btn small secondary add-cart', type: 'button', 'aria-label': t('btn.addCart') + ' ' + c.title, onclick: () => addCart(c.id) }, t('btn.addCart')), ' ',
       full
         ? h('button', { class: 'btn small secondary join-wl', type: 'button', 'aria-label': t('btn.waitlist') + ' ' + c.title, onclick: () => joinWaitlist(c.id) }, t('btn.waitlist'))
-        : h('button', { class: 'btn small enroll-now', type: 'button', 'aria-label': t('btn.enroll') + ' ' + c.title, onclick: () => enrollNow(c) }, t('btn.enroll'))));
+        : h('button', { class: 'btn small enroll-now', type: 'button', 'aria-label': t('btn.enroll') + ' ' + c.title, onclick: (ev) => enrollNow(c, ev.currentTarget) }, t('btn.enroll'))));
 }
 
 async function addCart(id) {
@@ -182,9 +182,37 @@ async function whileOpening(call) {
   }
 }
 
-async function enrollNow(c) {
+// admission sends one click's request (POST /enrollments or /cart/register)
+// under one Idempotency-Key, the same on every retry: lost answers, 502, 503
+// and 504 are retried with back-off (withRetry) while the button and the
+// flash say "retrying", and 503 opening waits for the draw (whileOpening).
+// btn is disabled meanwhile and shows the state.
+async function admission(path, body, btn) {
+  const key = newKey();
+  const label = btn && btn.textContent;
+  if (btn) { btn.disabled = true; btn.setAttribute('aria-busy', 'true'); btn.textContent = t('btn.sending'); }
   try {
-    const r = await whileOpening(() => api('POST', '/enrollments', { course_id: c.id }));
+    return await whileOpening(() => withRetry(
+      () => api('POST', path, body, { headers: { 'Idempotency-Key': key }, timeout: 30000 }),
+      { onRetry: (n, max) => {
+        if (btn) btn.textContent = t('btn.retrying');
+        flash(t('net.retrying', { n, max }));
+      } }));
+  } finally {
+    if (btn) { btn.disabled = false; btn.removeAttribute('aria-busy'); btn.textContent = label; }
+  }
+}
+
+// Clicks in flight by course id: a second click on a section while the
+// first is still being sent (or retried) sends nothing, so one click is one
+// key.
+const sending = new Set();
+
+async function enrollNow(c, btn) {
+  if (sending.has(c.id)) return;
+  sending.add(c.id);
+  try {
+    const r = await admission('/enrollments', { course_id: c.id }, btn);
     const names = { course_id: c.id, code: c.code, section: c.section, title: c.title, title_en: c.title_en };
     if (r.status === 'prequeued') {
       // Before the opening: an entry without a place yet; the student may
@@ -197,6 +225,8 @@ async function enrollNow(c) {
     go('#/queue');
   } catch (e) {
     showError(e);
+  } finally {
+    sending.delete(c.id);
   }
 }
 
@@ -225,9 +255,11 @@ async function cartView() {
     h('div', { class: 'table-wrap' }, h('table', { id: 'cart-table', class: 'stack' }, h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, t('col.code')), h('th', {}, t('col.title')),
       h('th', { class: 'num' }, t('col.credits')), h('th', {}, t('col.time')), h('th', { class: 'num' }, t('col.seats')), h('th', {}, ''))), h('tbody', {}, rows))),
     h('p', {}, h('button', { class: 'btn', type: 'button', id: 'register-all', onclick: async (ev) => {
-      ev.target.disabled = true;
+      const btn = ev.currentTarget;
+      if (sending.has('cart')) return; // one registration (one key) at a time
+      sending.add('cart');
       try {
-        const res = await whileOpening(() => api('POST', '/cart/register'));
+        const res = await admission('/cart/register', undefined, btn);
         const byId = Object.fromEntries(items.map((c) => [c.id, c]));
         tracker.add(res.results.map((x) => {
           const c = byId[x.course_id] || {};
@@ -238,7 +270,7 @@ async function cartView() {
         const pre = res.results.filter((x) => x.status === 'prequeued').length;
         if (pre) flash(t('prequeue.addedCart', { n: pre }));
         go('#/queue');
-      } catch (e) { ev.target.disabled = false; showError(e); }
+      } catch (e) { showError(e); } finally { sending.delete('cart'); }
     } }, t('cart.register'))));
 }
 

@@ -47,6 +47,7 @@ const dict = {
     'reason.already_enrolled': '이미 신청함', 'reason.same_course_code': '같은 과목 다른 분반 수강 중', 'reason.credit_limit': '학점 초과',
     'reason.time_conflict': '시간 중복', 'reason.unknown_student': '없는 학생', 'reason.already_queued': '이미 대기 중인 신청 있음', 'reason.refused': '접수 거절',
     'err.network': '서버에 연결할 수 없습니다. 잠시 후 다시 시도하세요.', 'loading': '불러오는 중…',
+    'net.retrying': '재시도 중… ({n}/{max}) 같은 신청으로 다시 보내므로 두 번 접수되지 않습니다.', 'btn.retrying': '재시도 중…', 'btn.sending': '보내는 중…',
     'days': '월,화,수,목,금,토,일',
   },
   en: {
@@ -96,6 +97,7 @@ const dict = {
     'reason.already_enrolled': 'already enrolled', 'reason.same_course_code': 'another section of this course', 'reason.credit_limit': 'credit limit',
     'reason.time_conflict': 'time conflict', 'reason.unknown_student': 'unknown student', 'reason.already_queued': 'already waiting in the line', 'reason.refused': 'refused',
     'err.network': 'Cannot reach the server; try again shortly.', 'loading': 'Loading…',
+    'net.retrying': 'Retrying… ({n}/{max}) It is sent as the same request, so it cannot be taken twice.', 'btn.retrying': 'Retrying…', 'btn.sending': 'Sending…',
     'days': 'Mon,Tue,Wed,Thu,Fri,Sat,Sun',
   },
 };
