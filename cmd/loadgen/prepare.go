@@ -65,13 +65,16 @@ func (r *run) close() {
 
 // resetTables are the registration tables a -reset run empties. The
 // catalog and the roster stay.
-var resetTables = []string{"enrollments", "enrollment_requests", "enrollment_drops", "waitlist"}
+// refusal_marks and capacity_changes go with them: law 7's check reads the
+// marks of this run against this run's decisions. drain_fences stays (a
+// fence never goes back).
+var resetTables = []string{"enrollments", "enrollment_requests", "enrollment_drops", "waitlist", "refusal_marks", "capacity_changes"}
 
 // reset forgets every registration of the term: enrollments, requests,
 // drops and waitlists in MariaDB (courses.enrolled back to 0) and the
 // term's queue in Redis except the ticket counter (request ids keep
 // growing, so nothing that outlived the reset can confuse two requests) and
-// the drainer lock. It refuses while requests are still undecided.
+// the drainer lock and fence. It refuses while requests are still undecided.
 func (r *run) reset(ctx context.Context) error {
 	st, err := r.q.Stats(ctx)
 	if err != nil {
@@ -94,7 +97,7 @@ func (r *run) reset(ctx context.Context) error {
 		return fmt.Errorf("reset: courses.enrolled: %w", err)
 	}
 	k := r.q.Keys()
-	keep := map[string]bool{k.Seq(): true, k.Lock(): true}
+	keep := map[string]bool{k.Seq(): true, k.Lock(): true, k.Fence(): true}
 	var batch []string
 	iter := r.rdb.Scan(ctx, 0, strings.TrimSuffix(k.Open(), "open")+"*", 1000).Iterator()
 	n := 0
