@@ -373,7 +373,11 @@ func (s *Scheduler) decideUntilDone(leadCtx context.Context, fence int64, reqs [
 		if err == nil {
 			return ds, nil
 		}
-		if leadCtx.Err() != nil || errors.Is(err, ErrFenced) {
+		if errors.Is(err, ErrFenced) {
+			s.log.Warn("scheduler: decision refused by MariaDB's fence: another leader holds the drain", "err", err, "first_ticket", reqs[0].Ticket)
+			return nil, err
+		}
+		if leadCtx.Err() != nil {
 			return nil, err
 		}
 		s.log.Error("scheduler: decide batch; retrying the same batch", "err", err, "first_ticket", reqs[0].Ticket, "backoff", backoff)
