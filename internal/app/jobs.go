@@ -94,7 +94,7 @@ func (s *Service) StartImport(kind string, data []byte, initialPassword string) 
 			return catalog.ImportCatalog(ctx, s.DB, secs, p)
 		}
 	case ImportStudents:
-		if err := checkNewPassword("", initialPassword); err != nil {
+		if err := s.CheckInitialPassword(initialPassword); err != nil {
 			return Job{}, err
 		}
 		sts, errs := catalog.ParseRoster(bytes.NewReader(data))
@@ -148,6 +148,12 @@ func (s *Service) runImport(ctx context.Context, job Job, run func(context.Conte
 			// New sections need seat hints; raised capacities may fill waitlists.
 			if err := s.Reconcile(ctx); err != nil {
 				slog.Warn("import: reconcile seat hints", "err", err)
+			}
+			// Logged after the hints have the seats (the law 7 check reads it).
+			for _, r := range res.Raised {
+				if err := s.Store.LogCapacityChange(ctx, int64(r.CourseID), r.Old, r.New); err != nil {
+					slog.Warn("import: log capacity change", "course", r.CourseID, "err", err)
+				}
 			}
 			ps, err := s.PromoteAll(ctx)
 			if err != nil {

@@ -20,6 +20,16 @@ type ImportResult struct {
 	Unchanged int           // existing rows already equal to the file (not written)
 	Meetings  int           // course_meetings rows written (catalog only)
 	Duration  time.Duration // whole import, including retries
+	// Raised are the existing sections whose capacity the import raised
+	// (catalog only): seats it freed, which the caller logs in
+	// capacity_changes once the seat hints know of them (law 7).
+	Raised []CapacityRaise
+}
+
+// CapacityRaise is one section whose capacity an import raised.
+type CapacityRaise struct {
+	CourseID uint64
+	Old, New int
 }
 
 // chunkSize is how many rows go into one multi-row statement. 500 rows of
@@ -144,6 +154,9 @@ func importCatalogTx(ctx context.Context, tx *sqlx.Tx, sections []Section, progr
 				res.Updated++
 				write = append(write, s)
 				old = append(old, c.ID)
+				if s.Capacity > c.Capacity {
+					res.Raised = append(res.Raised, CapacityRaise{CourseID: c.ID, Old: c.Capacity, New: s.Capacity})
+				}
 			}
 		}
 		if len(write) > 0 {
@@ -331,11 +344,15 @@ func (r studentRow) same(s Student) bool {
 func importStudentsTx(ctx context.Context, tx *sqlx.Tx, students []Student, hash string, progress func(done, total int)) (ImportResult, error) {
 	const qLock = `SELECT id, student_no, name, year, department, max_credits, password_hash = '' AS no_password
 	FROM students WHERE student_no IN (?) FOR UPDATE`
-	const qUpsert = `INSERT INTO students (student_no, name, year, department, max_credits, password_hash)
+	// A student given the initial password must change it at first login
+	// (must_change_password; checked before password_hash is assigned, as
+	// MariaDB applies the assignments left to right).
+	const qUpsert = `INSERT INTO students (student_no, name, year, department, max_credits, password_hash, must_change_password)
 	VALUES %s
 	ON DUPLICATE KEY UPDATE
 		name = VALUES(name), year = VALUES(year), department = VALUES(department),
 		max_credits = VALUES(max_credits),
+		must_change_password = IF(password_hash = '', 1, must_change_password),
 		password_hash = IF(password_hash = '', VALUES(password_hash), password_hash)`
 	res := ImportResult{Total: len(students)}
 	for lo := 0; lo < len(students); lo += chunkSize {
@@ -369,11 +386,11 @@ func importStudentsTx(ctx context.Context, tx *sqlx.Tx, students []Student, hash
 			default:
 				res.Updated++
 			}
-			args = append(args, s.StudentNo, s.Name, s.Year, s.Department, s.MaxCredits, hash)
+			args = append(args, s.StudentNo, s.Name, s.Year, s.Department, s.MaxCredits, hash, 1)
 			n++
 		}
 		if n > 0 {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf(qUpsert, placeholders(n, 6)), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(qUpsert, placeholders(n, 7)), args...); err != nil {
 				return res, fmt.Errorf("upsert students: %w", store.Interpret(err))
 			}
 		}

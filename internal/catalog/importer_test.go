@@ -636,3 +636,24 @@ func BenchmarkImportCatalog12000(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestReimportReportsRaises: a re-import says which sections' capacities
+// it raised (the app logs them for law 7's check); cuts are not raises.
+func TestReimportReportsRaises(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	sections := fixtureSections(t)
+	mustImportCatalog(t, db.DB, sections)
+	changed := append([]Section(nil), sections[:3]...)
+	changed[0].Capacity += 5
+	changed[1].Capacity = max(changed[1].Capacity-1, 0)
+	var id uint64
+	if err := db.Get(&id, "SELECT id FROM courses WHERE code = ? AND section = ?", changed[0].Code, changed[0].Section); err != nil {
+		t.Fatal(err)
+	}
+	res := mustImportCatalog(t, db.DB, changed)
+	want := []CapacityRaise{{CourseID: id, Old: sections[0].Capacity, New: sections[0].Capacity + 5}}
+	if diff := cmp.Diff(want, res.Raised); diff != "" {
+		t.Errorf("raised (-want +got):\n%s", diff)
+	}
+}

@@ -136,3 +136,13 @@ func (s *Store) RecordRefusals(ctx context.Context, marks []RefusalMark) error {
 	}
 	return nil
 }
+
+// LogCapacityChange records a capacity change made outside SetCapacity (a
+// catalog import), stamped now: call it once the seat hints know of it.
+func (s *Store) LogCapacityChange(ctx context.Context, course int64, old, new int) error {
+	const q = `INSERT INTO capacity_changes (course_id, old_capacity, new_capacity, changed_at) VALUES (?, ?, ?, ?)`
+	if _, err := s.db.ExecContext(ctx, q, course, old, new, s.now()); err != nil {
+		return fmt.Errorf("log capacity change of course %d: %w", course, store.Interpret(err))
+	}
+	return nil
+}
