@@ -191,11 +191,16 @@ func newStack(t *testing.T, students int, open, withWS bool) *stack {
 		if _, err := catalog.ImportStudents(ctx, db.DB, roster, hash, nil); err != nil {
 			t.Fatal(err)
 		}
+		// These students have already replaced their initial password
+		// (imported students must change it first: must_change_password).
+		if _, err := db.DB.ExecContext(ctx, `UPDATE students SET must_change_password = 0`); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	s := &stack{t: t, db: db, rdb: rdb, term: term, q: queue.New(rdb, term), st: enroll.NewStore(db.DB, term)}
 	common := []string{"ENROLLQ_DB_DSN=" + db.DSN, "ENROLLQ_REPLICA_DSN=" + db.DSN, "ENROLLQ_REDIS_ADDR=" + dbtest.RedisAddr(),
-		"ENROLLQ_TERM=" + term, "ENROLLQ_TOKEN_SECRET=e2e-secret"}
+		"ENROLLQ_TERM=" + term, "ENROLLQ_TOKEN_SECRET=e2e-secret", "ENROLLQ_DEV=1"} // development mode, explicitly
 	wsURL := "/ws" // nothing answers there: the UI falls back to polling
 	if withWS {
 		wsPort := freePort(t)

@@ -79,6 +79,7 @@ export ENROLLQ_SEARCH_INDEX="courses-$TERM_NAME"
 export ENROLLQ_TOKEN_SECRET="jmeter-smoke-$suffix"
 export ENROLLQ_ADMIN_USER=admin ENROLLQ_ADMIN_PASSWORD="smoke-$suffix"
 export ENROLLQ_WS_PUBLIC_URL=/ws ENROLLQ_BCRYPT_COST=4
+export ENROLLQ_DEV=1 # a throwaway smoke stack: development mode, explicitly (short secret)
 
 step "database $DB: migrate, import fixture catalog and roster"
 mariadb -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p"$DB_PASS" \

@@ -20,6 +20,10 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+# It drives `make run`'s stack, which runs in development mode (ENROLLQ_DEV=1:
+# the public dev token secret and admin/admin1234); export the real settings
+# and ENROLLQ_DEV=0 to aim it at a production-mode stack.
+export ENROLLQ_DEV="${ENROLLQ_DEV:-1}"
 export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

@@ -31,6 +31,10 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 URL=http://127.0.0.1:8080
+# make run is a local trial: development mode, loudly (the api and queue-ws
+# log a warning). Production mode (no ENROLLQ_DEV) refuses the public dev
+# secret and admin/admin1234.
+export ENROLLQ_DEV=1
 INITIAL_PASSWORD="${ENROLLQ_INITIAL_PASSWORD:-enrollq-2026}"
 T0=$SECONDS
 step() { printf '==> [%3ss] %s\n' "$((SECONDS - T0))" "$*"; }
@@ -177,3 +181,5 @@ done
 
 step "ready ($((SECONDS - T0))s)"
 echo "EnrollQ is running at $URL"
+echo "development mode (ENROLLQ_DEV=1): registrar ${ENROLLQ_ADMIN_USER:-admin} / ${ENROLLQ_ADMIN_PASSWORD:-admin1234};" \
+  "students: initial password $INITIAL_PASSWORD (must be changed at first login)"

@@ -36,6 +36,10 @@ func routeTable() []routeCase {
 		{"GET", "/api/v1/openapi.json", "/api/v1/openapi.json", public, nil},
 		{"POST", "/api/v1/auth/login", "/api/v1/auth/login", public, map[string]any{"student_no": "x", "password": "y"}},
 		{"POST", "/api/v1/admin/login", "/api/v1/admin/login", public, map[string]any{"username": "x", "password": "y"}},
+		{"GET", "/api/v1/auth/sso", "/api/v1/auth/sso", public, nil},
+		{"GET", "/api/v1/auth/sso/start", "/api/v1/auth/sso/start", public, nil},
+		{"GET", "/api/v1/auth/sso/callback", "/api/v1/auth/sso/callback?state=x&code=y", public, nil},
+		{"POST", "/api/v1/auth/sso/exchange", "/api/v1/auth/sso/exchange", public, map[string]any{"code": "x"}},
 		{"GET", "/api/v1/courses", "/api/v1/courses", public, nil},
 		{"GET", "/api/v1/courses/:id", "/api/v1/courses/1", public, nil},
 
@@ -70,6 +74,7 @@ func routeTable() []routeCase {
 		{"GET", "/api/v1/admin/prequeue", "/api/v1/admin/prequeue", admin, nil},
 		{"POST", "/api/v1/admin/prequeue", "/api/v1/admin/prequeue", admin, map[string]any{"open": false}},
 		{"GET", "/api/v1/admin/students/:student_no/requests", "/api/v1/admin/students/202600000/requests", admin, nil},
+		{"POST", "/api/v1/admin/students/:student_no/revoke-sessions", "/api/v1/admin/students/202600000/revoke-sessions", admin, nil},
 		{"GET", "/api/v1/admin/enrollments.csv", "/api/v1/admin/enrollments.csv", admin, nil},
 		{"POST", "/api/v1/admin/password", "/api/v1/admin/password", admin, map[string]any{"old": "a", "new": "b"}},
 		{"POST", "/api/v1/admin/admins", "/api/v1/admin/admins", admin, map[string]any{"username": "abc", "password": "b"}},

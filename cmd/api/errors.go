@@ -69,6 +69,13 @@ var (
 
 	// Idempotent admission (issue #15).
 	errBadIdemKey = apiError{http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key 헤더는 영문자, 숫자, _ - . : 로 된 1–64자여야 합니다.", "The Idempotency-Key header must be 1–64 characters of A–Z, a–z, 0–9, _ - . :"}
+
+	// Secure by default (issue #16): revoked sessions, initial passwords.
+	errTokenRevoked       = apiError{http.StatusUnauthorized, "token_revoked", "로그인이 취소되었습니다(비밀번호 변경 또는 관리자 조치). 다시 로그인하세요.", "This session was revoked (password change or registrar action); log in again."}
+	errPasswordChangeReqd = apiError{http.StatusForbidden, "password_change_required", "초기 비밀번호를 먼저 변경해야 합니다.", "Change your initial password first."}
+
+	// Body caps (issue #16): 64 KiB for JSON bodies, 16 MB for CSV uploads.
+	errPayloadTooLarge = apiError{http.StatusRequestEntityTooLarge, "payload_too_large", "요청 본문이 너무 큽니다.", "The request body is too large (JSON bodies: at most 64 KiB; CSV uploads: at most 16 MB)."}
 )
 
 // abort writes e as the response.
@@ -115,6 +122,8 @@ var errorTable = []struct {
 	{auth.ErrExpired, errTokenExpired},
 	{auth.ErrInvalid, errTokenInvalid},
 	{auth.ErrWrongKind, errTokenInvalid},
+	{auth.ErrRevoked, errTokenRevoked},
+	{app.ErrPasswordChangeRequired, errPasswordChangeReqd},
 	{enroll.ErrWindowClosed, errWindowClosed},
 	{enroll.ErrSoldOut, errSoldOut},
 	{enroll.ErrAlreadyEnrolled, errAlreadyEnroll},
@@ -154,7 +163,8 @@ var allErrors = []apiError{errBadJSON, errBadID, errUnauthorized, errTokenExpire
 	errMethodNotAllowed, errBadQuery, errWeakPassword, errInCart, errNotInCart, errCartFull, errCartOrder,
 	errSeatsAvailable, errAlreadyListed, errNotListed, errCapacityTooSmall, errAdminExists, errBadWindow,
 	errUnknownStudent, errUnknownJob, errBadFile, errImportInvalid, errAlreadyPrequeued, errPrequeueFull, errOpening,
-	errPrequeueWindows, errWindowIsOpen, errBadIdemKey}
+	errPrequeueWindows, errWindowIsOpen, errBadIdemKey, errPayloadTooLarge,
+	errTokenRevoked, errPasswordChangeReqd}
 
 // errorBody is the JSON of e.
 func errorBody(e apiError) gin.H {

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 	"github.com/enrollq/enrollq/internal/profiling"
 	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/ratelimit"
+	"github.com/enrollq/enrollq/internal/revocation"
 	"github.com/enrollq/enrollq/internal/store"
 )
 
@@ -46,7 +46,15 @@ func main() {
 }
 
 func run(log *slog.Logger, args []string) error {
-	cfg := config.FromEnv()
+	// Production mode unless ENROLLQ_DEV=1: unsafe secrets and unparsable
+	// values stop the start (issue #16).
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if w := cfg.DevWarning(); w != "" {
+		log.Warn(w)
+	}
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	withScheduler := fs.Bool("scheduler", true, "run the drain scheduler in this instance")
 	addr := fs.String("addr", cfg.HTTPAddr, "listen address (ENROLLQ_HTTP_ADDR)")
@@ -74,6 +82,8 @@ func run(log *slog.Logger, args []string) error {
 		return err
 	}
 	svc, q, st := srv.svc, srv.svc.Queue, srv.svc.Store
+	// Token versions: loaded at start, kept fresh from Redis (revocation).
+	go svc.Versions.Run(ctx, log)
 	if *withSearch {
 		ss, err := startSearch(ctx, cfg, deps, reg, log, *withIndexer)
 		if err != nil {
@@ -112,7 +122,7 @@ func run(log *slog.Logger, args []string) error {
 		defer stopPprof()
 	}
 
-	httpSrv := &http.Server{Addr: *addr, Handler: srv.routes(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := newHTTPServer(*addr, srv.routes())
 	serverErrors := make(chan error, 1)
 	go func() {
 		log.Info("api listening", "addr", *addr, "scheduler", *withScheduler)
@@ -141,17 +151,22 @@ func run(log *slog.Logger, args []string) error {
 // limiter, the bootstrap admin account and every extension. Tests build the
 // same server on a test database and Redis key space.
 func newServer(ctx context.Context, cfg config.Config, d *deps, reg *prometheus.Registry, m *metrics, log *slog.Logger) (*server, error) {
+	proxies, err := trustedProxies()
+	if err != nil {
+		return nil, err
+	}
 	q := queue.New(d.rdb, cfg.Term)
 	st := enroll.NewStore(d.db, cfg.Term)
 	signer := auth.NewSigner(cfg.TokenSecret)
 	svc := &app.Service{DB: d.db, Replica: d.replica, Queue: q, Store: st, Signer: signer,
 		TokenTTL: cfg.TokenTTL, WSTokenTTL: 15 * time.Minute, CancelLease: 10 * time.Second,
-		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, BcryptCost: cfg.BcryptCost, Term: cfg.Term, Log: log}
-	if err := svc.BootstrapAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
+		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, BcryptCost: cfg.BcryptCost, Term: cfg.Term, Log: log,
+		Versions: revocation.New(d.db, d.rdb, cfg.Term), Dev: cfg.Dev}
+	if _, err := svc.BootstrapAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
 	srv := &server{svc: svc, signer: signer, metrics: m, reg: reg, wsURL: cfg.WSPublicURL, webDir: cfg.WebDir,
-		ready: readiness(d, q), limiter: ratelimit.New(d.rdb, cfg.Term), limits: ratelimit.FromEnv(), log: log}
+		ready: cachedReadiness(readiness(d, q), readyTTL, log), limiter: ratelimit.New(d.rdb, cfg.Term), limits: ratelimit.FromEnv(), log: log, proxies: proxies}
 	for _, ext := range extensions {
 		if err := ext(ctx, cfg, d, srv, reg, log); err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/enrollq/enrollq/internal/app"
 	"github.com/enrollq/enrollq/internal/queue"
 	"github.com/enrollq/enrollq/internal/ratelimit"
 )
@@ -68,31 +67,37 @@ func (s *server) limited(c *gin.Context, err error) bool {
 	return true
 }
 
-// allowLogin applies the login budgets: attempts per IP, and failed attempts
-// per account (which stops password guessing against one student from many
-// addresses).
-func (s *server) allowLogin(c *gin.Context, account string) bool {
+// allowLogin applies the login budgets before the password is checked:
+// attempts per client address, then — counted atomically in one script —
+// attempts at the account from this address and the account's back-off.
+// The account key is the database's collation key of the name (see
+// app.AccountKey), so "Admin", "ADMIN " and "admin" share one budget. It
+// returns the key for loginDone ("" and false when refused or answered).
+func (s *server) allowLogin(c *gin.Context, kind, name string) (string, bool) {
 	if s.limiter == nil {
-		return true
+		return "", true
 	}
 	ctx := c.Request.Context()
 	if !s.limited(c, s.limiter.Allow(ctx, s.ipHit(c), s.ipRule(c, s.limits.LoginIP))) {
-		return false
+		return "", false
 	}
-	return s.limited(c, s.limiter.Peek(ctx, ratelimit.Hit{Rule: s.limits.LoginFailed, Subject: account}))
+	key, err := s.svc.AccountKey(ctx, name)
+	if err != nil {
+		fail(c, err)
+		return "", false
+	}
+	key = kind + ":" + key
+	if !s.limited(c, s.limiter.LoginAttempt(ctx, s.limits.LoginFailed, s.limits.LoginBackoff, key, c.ClientIP())) {
+		return "", false
+	}
+	return key, true
 }
 
-// loginDone counts a failed login against the account, or clears its
-// failures after a success.
-func (s *server) loginDone(c *gin.Context, account string, err error) {
-	if s.limiter == nil {
+// loginDone clears the account's attempts after a success (failures stay
+// counted: they were counted before the check).
+func (s *server) loginDone(c *gin.Context, key string, err error) {
+	if s.limiter == nil || key == "" || err != nil {
 		return
 	}
-	h := ratelimit.Hit{Rule: s.limits.LoginFailed, Subject: account}
-	switch {
-	case err == nil:
-		_ = s.limiter.Reset(c.Request.Context(), h)
-	case errors.Is(err, app.ErrBadCredentials):
-		_ = s.limiter.Allow(c.Request.Context(), h)
-	}
+	_ = s.limiter.LoginSucceeded(c.Request.Context(), s.limits.LoginFailed, key, c.ClientIP())
 }

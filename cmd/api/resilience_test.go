@@ -68,6 +68,7 @@ func TestRedisDownIs503(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 
 	cfg := config.FromEnv()
+	cfg.Dev = true // development mode, explicitly (issue #16)
 	cfg.Term, cfg.TokenSecret, cfg.BcryptCost = dbtest.UniqueName("t"), testSecret, 4
 	cfg.AdminUser, cfg.AdminPassword = testAdminUser, testAdminPassword
 	cfg.WSPublicURL, cfg.WebDir, cfg.TokenTTL = "/ws", "", time.Hour

@@ -31,6 +31,7 @@ func (s *server) adminRoutes(g *gin.RouterGroup) {
 	g.GET("/prequeue", s.getPrequeue)
 	g.POST("/prequeue", s.setPrequeue)
 	g.GET("/students/:student_no/requests", s.audit)
+	g.POST("/students/:student_no/revoke-sessions", s.revokeSessions)
 	g.GET("/enrollments.csv", s.exportEnrollments)
 	g.POST("/password", s.adminPassword)
 	g.POST("/admins", s.createAdmin)
@@ -42,8 +43,12 @@ func (s *server) adminRoutes(g *gin.RouterGroup) {
 // the background: 202 with the job to poll at GET /admin/jobs/{id}.
 func (s *server) importFile(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxUpload+1<<20)
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxUploadBody)
 		fh, err := c.FormFile("file")
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			abort(c, errPayloadTooLarge)
+			return
+		}
 		if err != nil || fh.Size > maxUpload {
 			abort(c, errBadFile)
 			return
@@ -202,7 +207,13 @@ func (s *server) adminPassword(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "changed"})
+	// The change revoked the admin's older tokens, this one too.
+	tok, err := s.svc.AdminSessionToken(c.Request.Context(), claimsOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "changed", "token": tok})
 }
 
 func (s *server) createAdmin(c *gin.Context) {

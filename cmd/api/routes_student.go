@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
 )
 
@@ -45,7 +46,13 @@ func (s *server) changePassword(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "changed"})
+	// The change revoked every older token, this one too: the next session.
+	tok, _, err := s.svc.SessionToken(c.Request.Context(), claimsOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "changed", "token": tok, "expires_at": s.expiresAt(tok, auth.KindStudent)})
 }
 
 func (s *server) me(c *gin.Context) {

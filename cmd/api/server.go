@@ -36,6 +36,7 @@ type server struct {
 	limiter *ratelimit.Limiter // per-IP and per-student request budgets (nil: no limits)
 	limits  ratelimit.Config
 	log     *slog.Logger
+	proxies []string // trusted proxies (newServer: ENROLLQ_TRUSTED_PROXIES, checked)
 }
 
 const claimsKey = "claims"
@@ -43,11 +44,18 @@ const claimsKey = "claims"
 func (s *server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), s.metrics.middleware())
+	r.Use(gin.Recovery(), s.metrics.middleware(), bodyLimit)
 	r.HandleMethodNotAllowed = true
-	// nginx on loopback forwards the client address in X-Forwarded-For /
-	// X-Real-IP; only a loopback peer is trusted to say so.
-	_ = r.SetTrustedProxies(trustedProxies())
+	// nginx forwards the client address in X-Forwarded-For / X-Real-IP;
+	// only a trusted proxy (default loopback) is believed. newServer has
+	// checked the list, so this cannot fail.
+	proxies := s.proxies
+	if proxies == nil {
+		proxies, _ = parseTrustedProxies("")
+	}
+	if err := r.SetTrustedProxies(proxies); err != nil {
+		panic(err)
+	}
 	r.NoRoute(s.noRoute)
 	r.NoMethod(func(c *gin.Context) { abort(c, errMethodNotAllowed) })
 
@@ -103,13 +111,6 @@ func (s *server) noRoute(c *gin.Context) {
 	abort(c, errNotFound)
 }
 
-func trustedProxies() []string {
-	if v := os.Getenv("ENROLLQ_TRUSTED_PROXIES"); v != "" {
-		return strings.Split(v, ",")
-	}
-	return []string{"127.0.0.1", "::1"}
-}
-
 func bearer(c *gin.Context) string {
 	h := c.GetHeader("Authorization")
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
@@ -135,6 +136,12 @@ func (s *server) requireKind(kind string) gin.HandlerFunc {
 			return
 		}
 		if err != nil {
+			fail(c, err)
+			return
+		}
+		// A token older than its subject's version is revoked; a token
+		// issued for the initial password only changes it.
+		if err := s.svc.CheckToken(c.Request.Context(), cl, mustChangeAllowed(c)); err != nil {
 			fail(c, err)
 			return
 		}
@@ -175,10 +182,12 @@ func pathID(c *gin.Context, name string) (int64, bool) {
 	return id, true
 }
 
-// bindJSON decodes the body strictly; a bad body is a 400 and changes nothing.
+// bindJSON decodes the body strictly (decodeStrict: no unknown fields, no
+// trailing data); a bad body is a 400, one over the cap a 413, and changes
+// nothing.
 func bindJSON(c *gin.Context, dst any) bool {
-	if err := c.ShouldBindJSON(dst); err != nil {
-		abort(c, errBadJSON)
+	if err := decodeStrict(c.Request, dst); err != nil {
+		abort(c, bodyError(err))
 		return false
 	}
 	return true
@@ -203,17 +212,18 @@ func (s *server) login(c *gin.Context) {
 	if !bindJSON(c, &in) {
 		return
 	}
-	if !s.allowLogin(c, "s:"+in.StudentNo) {
+	key, ok := s.allowLogin(c, "s", in.StudentNo)
+	if !ok {
 		return
 	}
 	tok, cl, err := s.svc.Login(c.Request.Context(), in.StudentNo, in.Password)
-	s.loginDone(c, "s:"+in.StudentNo, err)
+	s.loginDone(c, key, err)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"token": tok, "student_id": cl.Subject, "student_no": cl.StudentNo, "year": cl.Year,
-		"expires_at": s.expiresAt(tok, auth.KindStudent)})
+		"expires_at": s.expiresAt(tok, auth.KindStudent), "must_change_password": cl.MustChange})
 }
 
 // expiresAt is when tok expires, as its signer wrote it into the token (the
@@ -234,11 +244,12 @@ func (s *server) adminLogin(c *gin.Context) {
 	if !bindJSON(c, &in) {
 		return
 	}
-	if !s.allowLogin(c, "a:"+in.Username) {
+	key, ok := s.allowLogin(c, "a", in.Username)
+	if !ok {
 		return
 	}
 	tok, err := s.svc.AdminLogin(c.Request.Context(), in.Username, in.Password)
-	s.loginDone(c, "a:"+in.Username, err)
+	s.loginDone(c, key, err)
 	if err != nil {
 		fail(c, err)
 		return
@@ -259,10 +270,10 @@ func (s *server) enroll(c *gin.Context) {
 	var in struct {
 		CourseID *int64 `json:"course_id" binding:"required"`
 	}
-	if err := c.ShouldBindJSON(&in); err != nil {
+	if err := decodeStrict(c.Request, &in); err != nil {
 		// A bad body never reaches admit.lua, so the address is charged here.
 		if s.allow(c, s.ipHit(c)) {
-			abort(c, errBadJSON)
+			abort(c, bodyError(err))
 		}
 		return
 	}
@@ -346,7 +357,8 @@ func (s *server) setWindow(c *gin.Context) {
 		return
 	}
 	// Opening may draw a large pre-queue (seconds): finish it even if the
-	// registrar's browser or nginx stops waiting.
+	// registrar's browser or nginx stops waiting (nginx waits 600 s).
+	extendDeadlines(c, 11*time.Minute)
 	// The answer is the window's state afterwards: an opening whose draw
 	// was overtaken by a close leaves it closed.
 	open, err := s.svc.SetWindow(context.WithoutCancel(c.Request.Context()), *in.Open)

@@ -62,6 +62,7 @@ func TestRateLimits(t *testing.T) {
 	e := newTestEnv(t, 2)
 	e.srv.limits.Student.N = 5
 	e.srv.limits.LoginFailed.N = 3
+	e.srv.limits.LoginBackoff.After, e.srv.limits.LoginBackoff.Base = 3, time.Minute
 	e.srv.limits.IP.N = 1000
 	tok := e.token(0)
 	for i := 0; i < 5; i++ {
@@ -74,7 +75,8 @@ func TestRateLimits(t *testing.T) {
 	// Another student on the same address is not affected.
 	e.mustStatus(e.do("GET", "/api/v1/me", e.token(1), nil), 200)
 
-	// Failed logins per account, from different addresses.
+	// Failed logins per account, from different addresses: the account
+	// backs off.
 	for i := 0; i < 3; i++ {
 		r := e.do("POST", "/api/v1/auth/login", "", map[string]any{"student_no": studentNo(1), "password": "guess-" + fmt.Sprint(i)},
 			"X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i+1))

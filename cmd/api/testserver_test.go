@@ -72,6 +72,9 @@ func newTestEnv(t testing.TB, n int) *testEnv {
 		e.students = dbtest.SeedStudents(t, db.DB, n, 18, hash)
 	}
 	cfg := config.FromEnv()
+	// Tests run in development mode, explicitly (issue #16): the test
+	// secret is short and public.
+	cfg.Dev = true
 	cfg.Term, cfg.TokenSecret, cfg.BcryptCost = term, testSecret, 4
 	cfg.AdminUser, cfg.AdminPassword = testAdminUser, testAdminPassword
 	cfg.WSPublicURL, cfg.WebDir, cfg.TokenTTL = "/ws", "", time.Hour

@@ -10,9 +10,11 @@ import (
 	"github.com/enrollq/enrollq/internal/catalog"
 )
 
-// DefaultInitialPassword is every imported student's first password unless
-// --initial-password or ENROLLQ_INITIAL_PASSWORD says otherwise. It is
-// public by design: students change it after their first login.
+// DefaultInitialPassword is every imported student's first password in
+// development mode (ENROLLQ_DEV=1) unless --initial-password or
+// ENROLLQ_INITIAL_PASSWORD says otherwise. It is public: production mode
+// requires another. Either way every new student must change it at the
+// first login (must_change_password; see docs/IMPORT.md).
 const DefaultInitialPassword = "enrollq-2026"
 
 var importCatalogCommand = command{
@@ -71,7 +73,7 @@ func runImportCatalog(ctx context.Context, a *app, args []string) error {
 func runImportStudents(ctx context.Context, a *app, args []string) error {
 	fs := a.newFlags("import-students")
 	password := fs.String("initial-password", "",
-		"initial password of newly imported students (default $ENROLLQ_INITIAL_PASSWORD, else "+DefaultInitialPassword+")")
+		"initial password of newly imported students, to be changed at first login (default $ENROLLQ_INITIAL_PASSWORD; in development mode else "+DefaultInitialPassword+")")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -84,8 +86,14 @@ func runImportStudents(ctx context.Context, a *app, args []string) error {
 	if pw == "" {
 		pw = a.getenv("ENROLLQ_INITIAL_PASSWORD")
 	}
-	if pw == "" {
+	if pw == "" && a.cfg.Dev {
 		pw = DefaultInitialPassword
+	}
+	switch {
+	case pw == "":
+		return usagef("production mode: give --initial-password or ENROLLQ_INITIAL_PASSWORD (the public default %q needs ENROLLQ_DEV=1)", DefaultInitialPassword)
+	case !a.cfg.Dev && pw == DefaultInitialPassword:
+		return usagef("production mode: the initial password %q is public; choose another (or ENROLLQ_DEV=1 for local development)", pw)
 	}
 
 	start := time.Now()

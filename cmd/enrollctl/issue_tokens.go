@@ -41,6 +41,9 @@ func runIssueTokens(ctx context.Context, a *app, args []string) error {
 	case *ttl <= 0:
 		return usagef("--ttl must be positive")
 	}
+	if err := a.cfg.CheckSecret(); err != nil {
+		return err
+	}
 	db, err := a.openDB(ctx)
 	if err != nil {
 		return err

@@ -37,7 +37,8 @@ func (h *harness) run(args ...string) int {
 	h.stdout.Reset()
 	h.stderr.Reset()
 	cfg := config.FromEnv()
-	cfg.BcryptCost = 4
+	// Tests run in development mode, explicitly (issue #16).
+	cfg.BcryptCost, cfg.Dev, cfg.TokenSecret = 4, true, config.DevTokenSecret
 	if h.db != nil {
 		cfg.DBDSN = h.db.DSN
 	}

@@ -237,6 +237,7 @@ func runEngineAgainstRealAPI(t *testing.T, extra ...string) Report {
 	env := []string{
 		"ENROLLQ_DB_DSN=" + db.DSN, "ENROLLQ_REPLICA_DSN=" + db.DSN, "ENROLLQ_REDIS_ADDR=" + dbtest.RedisAddr(),
 		"ENROLLQ_TERM=" + term, "ENROLLQ_TOKEN_SECRET=" + secret, "ENROLLQ_ADMIN_USER=admin", "ENROLLQ_ADMIN_PASSWORD=admin-pw",
+		"ENROLLQ_DEV=1", // development mode, explicitly: the secret is short and the admin password public
 		"ENROLLQ_WS_PUBLIC_URL=/ws", "ENROLLQ_BATCH_SIZE=50", "ENROLLQ_SEARCH_INDEX=" + term,
 	}
 	startProcess(t, apiBin, append(env, "ENROLLQ_HTTP_ADDR="+apiAddr), "http://"+apiAddr+"/healthz")

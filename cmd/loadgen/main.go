@@ -133,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (config, modes, error) {
 		return cfg, m, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.TokenSecret, cfg.TokenTTL, cfg.BcryptCost = defaults.TokenSecret, 2*time.Hour, defaults.BcryptCost
+	if cfg.TokenSecret == "" && cfg.TokensFile == "" && m.CheckJTL == "" {
+		return cfg, m, errors.New("ENROLLQ_TOKEN_SECRET is not set: give the api's secret (or -tokens), or ENROLLQ_DEV=1 for make run's development stack")
+	}
 	lo, hi, ok := strings.Cut(*cart, "-")
 	if _, err := fmt.Sscan(lo, &cfg.CartMin); err != nil {
 		return cfg, m, fmt.Errorf("-cart %q: %w", *cart, err)

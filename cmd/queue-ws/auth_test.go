@@ -319,7 +319,8 @@ func TestShutdownWhileClientsLeave(t *testing.T) {
 	f := newFixture(t, 4, 1)
 	const rounds, perRound = 6, 60
 	for round := range rounds {
-		ts := startServer(t, f, options{Tick: 100 * time.Millisecond})
+		// 15 sockets a student: above the per-student cap's default.
+		ts := startServer(t, f, options{Tick: 100 * time.Millisecond, MaxSocketsPerStudent: perRound})
 		conns := make([]*websocket.Conn, 0, perRound)
 		for i := range perRound {
 			r := f.reqs[i%len(f.reqs)]

@@ -22,6 +22,7 @@ import (
 	"github.com/enrollq/enrollq/internal/dbtest"
 	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/revocation"
 )
 
 const testSecret = "queue-ws-test-secret"
@@ -69,6 +70,8 @@ type fixture struct {
 	store  *enroll.Store
 	signer *auth.Signer
 	reqs   []admitted
+
+	versions *revocation.Versions // token versions checked by servers started after it is set (nil: none)
 }
 
 type admitted struct {
@@ -220,7 +223,7 @@ func startServerBuf(t *testing.T, f *fixture, o options, writeBuffer int) *testS
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(decisionReader{primary: f.store}), Signer: f.signer})
+	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(decisionReader{primary: f.store}), Signer: f.signer, Versions: f.versions})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -33,11 +33,18 @@ import (
 	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/profiling"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/revocation"
 	"github.com/enrollq/enrollq/internal/store"
 )
 
 func main() {
-	cfg := config.FromEnv()
+	// Production mode unless ENROLLQ_DEV=1: an unsafe token secret or an
+	// unparsable value stops the start (issue #16).
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "queue-ws: configuration:", err)
+		os.Exit(1)
+	}
 	tickDefault := time.Second
 	if v, err := time.ParseDuration(os.Getenv("ENROLLQ_WS_TICK")); err == nil {
 		tickDefault = v
@@ -56,6 +63,9 @@ func main() {
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
+	if w := cfg.DevWarning(); w != "" {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -109,7 +119,13 @@ func run(ctx context.Context, cfg config.Config, addr string, bare bool, o optio
 	}
 
 	q := queue.New(rdb, cfg.Term)
-	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(reader), Signer: auth.NewSigner(cfg.TokenSecret)})
+	// Token versions: loaded at start, kept fresh from Redis (revocation).
+	versions := revocation.New(primary, rdb, cfg.Term)
+	vctx, stopVersions := context.WithCancel(ctx)
+	defer stopVersions()
+	go versions.Run(vctx, o.Logger)
+	srv := newServer(o, deps{Line: q, Redis: rdb, Keys: q.Keys(), Decisions: newGroupedDecisions(reader), Signer: auth.NewSigner(cfg.TokenSecret),
+		Versions: versions})
 	srv.start()
 	rctx, stopReports := context.WithCancel(context.Background())
 	reportsDone := make(chan struct{})

@@ -23,6 +23,7 @@ import (
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/positions"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/revocation"
 )
 
 // options are the WebSocket server's settings.
@@ -33,7 +34,14 @@ type options struct {
 	PongWait   time.Duration
 	WriteWait  time.Duration
 	MaxIDs     int // request ids accepted in ?requests=
-	Logger     *slog.Logger
+	// MaxSocketsPerStudent caps the sockets one student holds on this
+	// instance (default 5); beyond it a socket is closed with 4008.
+	MaxSocketsPerStudent int
+	// MsgRate and MsgBurst are each session's client-message budget (a token
+	// bucket, default 10/s, burst 40); beyond it the session is closed with
+	// 4009.
+	MsgRate, MsgBurst int
+	Logger            *slog.Logger
 }
 
 func (o *options) defaults() {
@@ -67,6 +75,15 @@ func (o *options) defaults() {
 	if o.MaxIDs <= 0 {
 		o.MaxIDs = 32
 	}
+	if o.MaxSocketsPerStudent <= 0 {
+		o.MaxSocketsPerStudent = defaultMaxSockets
+	}
+	if o.MsgRate <= 0 {
+		o.MsgRate = defaultMsgRate
+	}
+	if o.MsgBurst <= 0 {
+		o.MsgBurst = defaultMsgBurst
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -79,19 +96,22 @@ type deps struct {
 	Keys      queue.Keys
 	Decisions positions.Decisions
 	Signer    *auth.Signer
+	Versions  *revocation.Versions // token versions (nil: not checked)
 }
 
 // server is one queue-ws instance: a Gin router in front of melody, and the
 // positions engine behind it.
 type server struct {
-	opts    options
-	log     *slog.Logger
-	eng     *positions.Engine
-	mel     *melody.Melody
-	signer  *auth.Signer
-	reg     *prometheus.Registry
-	handler http.Handler
-	http    *http.Server
+	opts     options
+	log      *slog.Logger
+	eng      *positions.Engine
+	mel      *melody.Melody
+	signer   *auth.Signer
+	versions *revocation.Versions
+	reg      *prometheus.Registry
+	handler  http.Handler
+	http     *http.Server
+	sockets  *studentSockets // per-student socket cap
 
 	baseCtx    context.Context // lookups made on behalf of sessions
 	cancelBase context.CancelFunc
@@ -109,7 +129,9 @@ const (
 	keyDraw    = "draw"
 	keySink    = "sink"
 	keySession = "ps"
-	keyJoined  = "joined" // func() called once the session is registered
+	keyJoined  = "joined"  // func() called once the session is registered
+	keyRefused = "refused" // over the per-student socket cap: closed at once
+	keyBudget  = "budget"  // *msgBucket: the client-message budget
 )
 
 func newMelody(o options) *melody.Melody {
@@ -130,7 +152,8 @@ func newMelody(o options) *melody.Melody {
 
 func newServer(o options, d deps) *server {
 	o.defaults()
-	s := &server{opts: o, log: o.Logger, signer: d.Signer, reg: prometheus.NewRegistry(), engDone: make(chan struct{})}
+	s := &server{opts: o, log: o.Logger, signer: d.Signer, versions: d.Versions, reg: prometheus.NewRegistry(), engDone: make(chan struct{}),
+		sockets: newStudentSockets(o.MaxSocketsPerStudent)}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	m := newMetrics(s.reg)
 	s.eng = positions.New(positions.Config{
@@ -168,7 +191,8 @@ func newServer(o options, d deps) *server {
 	r.GET("/healthz", s.handleHealth)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	s.handler = r
-	s.http = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	applyTimeouts(s.http)
 	return s
 }
 
@@ -285,6 +309,9 @@ func (s *server) handleWS(c *gin.Context) {
 		abort(c, errTokenInvalid)
 		return
 	}
+	if !s.checkVersion(c, claims) { // revoked sessions (revoke.go)
+		return
+	}
 	ids, err := parseIDs(c.Query("requests"), s.opts.MaxIDs)
 	if err != nil {
 		abort(c, errBadRequests)
@@ -303,7 +330,17 @@ func (s *server) handleWS(c *gin.Context) {
 	s.upgrading.Add(1)
 	var once sync.Once
 	joined := func() { once.Do(func() { s.upgrading.Add(-1) }) }
-	keys := map[string]any{keyStudent: claims.Subject, keyIDs: ids, keyJoined: joined, keyDraw: c.Query("draw") == "1"}
+	keys := map[string]any{keyStudent: claims.Subject, keyIDs: ids, keyJoined: joined, keyDraw: c.Query("draw") == "1",
+		keyBudget: newMsgBucket(s.opts.MsgRate, s.opts.MsgBurst)}
+	// The cap is counted per student on this instance; the slot is held
+	// for as long as the socket (HandleRequestWithKeys returns when it ends).
+	// A socket over the cap is upgraded and closed at once with 4008, so
+	// that a browser sees why (a refused handshake shows no status).
+	if s.sockets.acquire(claims.Subject) {
+		defer s.sockets.release(claims.Subject)
+	} else {
+		keys[keyRefused] = true
+	}
 	err = s.mel.HandleRequestWithKeys(c.Writer, c.Request, keys)
 	joined()
 	if err != nil {
@@ -340,6 +377,11 @@ func parseIDs(v string, maxIDs int) ([]int64, error) {
 // the URL, or else a discovery of the student's pending requests; with
 // draw=1, it also waits for the pre-queue's draw (and does not discover).
 func (s *server) onConnect(ms *melody.Session) {
+	if _, refused := ms.Get(keyRefused); refused {
+		ms.MustGet(keyJoined).(func())()
+		_ = ms.CloseWithMsg(melody.FormatCloseMessage(positions.CloseTooManySessions, positions.ReasonTooManySessions))
+		return
+	}
 	student := ms.MustGet(keyStudent).(int64)
 	ids, _ := ms.MustGet(keyIDs).([]int64)
 	sink := newSink(ms, s.opts.BufferSize)
@@ -373,6 +415,10 @@ func (s *server) onDisconnect(ms *melody.Session) {
 }
 
 func (s *server) onMessage(ms *melody.Session, msg []byte) {
+	if b, ok := ms.Get(keyBudget); ok && !b.(*msgBucket).allow(time.Now()) {
+		_ = ms.CloseWithMsg(melody.FormatCloseMessage(positions.CloseTooManyMessages, positions.ReasonTooManyMessages))
+		return
+	}
 	if ps, ok := ms.Get(keySession); ok {
 		ps.(*positions.Session).HandleMessage(s.baseCtx, msg)
 	}

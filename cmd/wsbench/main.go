@@ -91,7 +91,13 @@ func main() {
 	flag.IntVar(&f.dial, "dial", 256, "concurrent handshakes")
 	flag.StringVar(&f.redisAddr, "redis", cfg.RedisAddr, "Redis address (ENROLLQ_REDIS_ADDR)")
 	flag.StringVar(&f.term, "term", "wsbench", "term of the benchmark queue (its keys are deleted before and after)")
-	flag.StringVar(&f.secret, "secret", cfg.TokenSecret, "token secret shared with queue-ws (ENROLLQ_TOKEN_SECRET)")
+	// The spawned queue-ws instances are benchmark-only (their own term):
+	// they run in development mode, explicitly, with this secret.
+	secret := cfg.TokenSecret
+	if secret == "" {
+		secret = config.DevTokenSecret
+	}
+	flag.StringVar(&f.secret, "secret", secret, "token secret shared with queue-ws (ENROLLQ_TOKEN_SECRET)")
 	flag.IntVar(&f.courses, "courses", 100, "courses the requests are spread over")
 	flag.StringVar(&f.jsonOut, "json", "", "also write the report as JSON to this file")
 	flag.Parse()
@@ -672,7 +678,8 @@ func clearTerm(ctx context.Context, rdb *redis.Client, q *queue.Redis) error {
 // spawn starts queue-ws and queue-ws -bare from f.spawn and fills in their
 // URLs and pids.
 func spawn(ctx context.Context, f *flags) (func(), error) {
-	env := append(os.Environ(), "ENROLLQ_TERM="+f.term, "ENROLLQ_TOKEN_SECRET="+f.secret, "ENROLLQ_REDIS_ADDR="+f.redisAddr)
+	env := append(os.Environ(), "ENROLLQ_TERM="+f.term, "ENROLLQ_TOKEN_SECRET="+f.secret, "ENROLLQ_REDIS_ADDR="+f.redisAddr,
+		"ENROLLQ_DEV=1") // benchmark instances on a term of their own
 	start := func(args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command(f.spawn, args...)
 		cmd.Env = env

@@ -130,6 +130,13 @@ func freeAddr(t *testing.T) string {
 // returns its base URL.
 func startNginx(t *testing.T, upstreams map[string]string) string {
 	t.Helper()
+	return startNginxWith(t, upstreams, nil)
+}
+
+// startNginxWith is startNginx with the template changed by edit first
+// (nil: as it is).
+func startNginxWith(t *testing.T, upstreams map[string]string, edit func(string) string) string {
+	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
@@ -164,6 +171,9 @@ func startNginx(t *testing.T, upstreams map[string]string) string {
 		vals[k] = v
 	}
 	conf := string(tmpl)
+	if edit != nil {
+		conf = edit(conf)
+	}
 	for k, v := range vals {
 		conf = strings.ReplaceAll(conf, "@"+k+"@", v)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/revocation"
 	"github.com/enrollq/enrollq/internal/store"
 )
 
@@ -22,63 +23,41 @@ var (
 	ErrUnknownUser = errors.New("no such student")
 )
 
-// dummyHash is compared against when a user name is unknown, so a login
-// takes as long whether or not the account exists.
-var dummyHash, _ = auth.HashPassword("enrollq-no-such-user", 4)
-
-// BootstrapAdmin creates the admin account user with password pw (hashed)
-// unless an account of that name exists; an existing account keeps the
-// password it has (changed through the API). Called on start with
-// ENROLLQ_ADMIN_USER / ENROLLQ_ADMIN_PASSWORD.
-func (s *Service) BootstrapAdmin(ctx context.Context, user, pw string) error {
-	if user == "" || pw == "" {
-		return nil
-	}
-	var n int
-	if err := s.DB.GetContext(ctx, &n, `SELECT COUNT(*) FROM admins WHERE username = ?`, user); err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	h, err := auth.HashPassword(pw, s.bcryptCost())
-	if err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
-	}
-	if _, err := s.DB.ExecContext(ctx, `INSERT IGNORE INTO admins (username, password_hash) VALUES (?, ?)`, user, h); err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
-	}
-	return nil
-}
-
 // AdminLogin checks registrar credentials against the admins table and
-// returns an admin token.
+// returns an admin token (the canonical user name of the row, its token
+// version). An unknown user name costs the same bcrypt check as a known one.
 func (s *Service) AdminLogin(ctx context.Context, username, password string) (string, error) {
 	var row struct {
-		ID   int64  `db:"id"`
-		Hash string `db:"password_hash"`
+		ID       int64  `db:"id"`
+		Username string `db:"username"`
+		Hash     string `db:"password_hash"`
+		Version  int64  `db:"token_version"`
 	}
-	err := s.DB.GetContext(ctx, &row, `SELECT id, password_hash FROM admins WHERE username = ?`, username)
+	err := s.DB.GetContext(ctx, &row, `SELECT id, username, password_hash, token_version FROM admins WHERE username = ?`, username)
 	if errors.Is(err, sql.ErrNoRows) {
-		auth.CheckPassword(dummyHash, password)
+		s.checkPassword(s.dummyHash(), password)
 		return "", ErrBadCredentials
 	}
 	if err != nil {
 		return "", fmt.Errorf("admin login: %w", err)
 	}
-	if !auth.CheckPassword(row.Hash, password) {
+	if !s.checkPassword(row.Hash, password) {
 		return "", ErrBadCredentials
 	}
-	return s.Signer.Issue(auth.Claims{Kind: auth.KindAdmin, Subject: row.ID, StudentNo: username}, s.TokenTTL), nil
+	return s.Signer.Issue(auth.Claims{Kind: auth.KindAdmin, Subject: row.ID, StudentNo: row.Username, Version: row.Version}, s.TokenTTL), nil
 }
 
-// ChangeAdminPassword replaces the password of the admin in c.
+// ChangeAdminPassword replaces the password of the admin in c; the admin's
+// older tokens stop working (token version bumped).
 func (s *Service) ChangeAdminPassword(ctx context.Context, c auth.Claims, old, pw string) error {
 	const (
-		qGet = `SELECT password_hash FROM admins WHERE username = ?`
-		qSet = `UPDATE admins SET password_hash = ? WHERE username = ?`
+		qGet = `SELECT password_hash FROM admins WHERE id = ?`
+		qSet = `UPDATE admins SET password_hash = ?, token_version = token_version + 1 WHERE id = ?`
 	)
-	return s.changePassword(ctx, "change admin password", qGet, qSet, c.StudentNo, old, pw)
+	if err := s.changePassword(ctx, "change admin password", qGet, qSet, c.Subject, old, pw); err != nil {
+		return err
+	}
+	return s.announce(ctx, revocation.Admin, c.Subject)
 }
 
 // CreateAdmin adds a registrar account.

@@ -19,6 +19,7 @@ import (
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
 	"github.com/enrollq/enrollq/internal/queue"
+	"github.com/enrollq/enrollq/internal/revocation"
 	"github.com/enrollq/enrollq/internal/seat"
 )
 
@@ -45,6 +46,13 @@ type Service struct {
 	Term          string       // the term being registered (Redis key space of app hints)
 	Log           *slog.Logger // nil: slog.Default()
 
+	// Versions checks and bumps token versions (nil: not checked; see
+	// internal/revocation). Dev: development mode (config.Dev), where the
+	// bootstrap admin may have the public dev password.
+	Versions *revocation.Versions
+	Dev      bool
+	sec      securityState
+
 	winMu    sync.Mutex
 	winAt    time.Time
 	winCache []enroll.Window
@@ -56,29 +64,39 @@ type Service struct {
 }
 
 // Login checks a student's number and password and returns an access token.
+// The lookup compares as MariaDB's collation does (case and trailing spaces
+// ignored); the token carries the canonical student number of the row, its
+// token version and, while the password is still the initial one, the
+// must-change flag. An unknown student number costs the same bcrypt check
+// as a known one (a dummy hash of the configured cost).
 func (s *Service) Login(ctx context.Context, studentNo, password string) (string, auth.Claims, error) {
-	const q = `SELECT id, year, password_hash FROM students WHERE student_no = ?`
+	const q = `SELECT id, student_no, year, password_hash, token_version, must_change_password FROM students WHERE student_no = ?`
 	var row struct {
-		ID   int64  `db:"id"`
-		Year int    `db:"year"`
-		Hash string `db:"password_hash"`
+		ID         int64  `db:"id"`
+		StudentNo  string `db:"student_no"`
+		Year       int    `db:"year"`
+		Hash       string `db:"password_hash"`
+		Version    int64  `db:"token_version"`
+		MustChange bool   `db:"must_change_password"`
 	}
 	if err := s.DB.GetContext(ctx, &row, q, studentNo); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
+			s.checkPassword(s.dummyHash(), password)
 			return "", auth.Claims{}, ErrBadCredentials
 		}
 		return "", auth.Claims{}, fmt.Errorf("login: read student: %w", err)
 	}
-	if !auth.CheckPassword(row.Hash, password) {
+	if !s.checkPassword(row.Hash, password) {
 		return "", auth.Claims{}, ErrBadCredentials
 	}
-	c := auth.Claims{Kind: auth.KindStudent, Subject: row.ID, StudentNo: studentNo, Year: row.Year}
+	c := auth.Claims{Kind: auth.KindStudent, Subject: row.ID, StudentNo: row.StudentNo, Year: row.Year,
+		Version: row.Version, MustChange: row.MustChange}
 	return s.Signer.Issue(c, s.TokenTTL), c, nil
 }
 
 // WSToken returns a short-lived token for a queue-ws connection of student.
 func (s *Service) WSToken(c auth.Claims) string {
-	return s.Signer.Issue(auth.Claims{Kind: auth.KindWS, Subject: c.Subject, StudentNo: c.StudentNo}, s.WSTokenTTL)
+	return s.Signer.Issue(auth.Claims{Kind: auth.KindWS, Subject: c.Subject, StudentNo: c.StudentNo, Version: c.Version}, s.WSTokenTTL)
 }
 
 // Admitted is the answer to an accepted enrollment request.

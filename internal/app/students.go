@@ -12,6 +12,7 @@ import (
 
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/enroll"
+	"github.com/enrollq/enrollq/internal/revocation"
 )
 
 // Errors of the student use cases.
@@ -32,13 +33,18 @@ func (s *Service) bcryptCost() int {
 	return s.BcryptCost
 }
 
-// ChangePassword replaces the student's password after checking the old one.
+// ChangePassword replaces the student's password after checking the old one;
+// it clears the must-change flag and bumps the token version, so every
+// older token (this one too) stops working: SessionToken issues the next.
 func (s *Service) ChangePassword(ctx context.Context, c auth.Claims, old, pw string) error {
 	const (
 		qGet = `SELECT password_hash FROM students WHERE id = ?`
-		qSet = `UPDATE students SET password_hash = ? WHERE id = ?`
+		qSet = `UPDATE students SET password_hash = ?, must_change_password = 0, token_version = token_version + 1 WHERE id = ?`
 	)
-	return s.changePassword(ctx, "change password", qGet, qSet, c.Subject, old, pw)
+	if err := s.changePassword(ctx, "change password", qGet, qSet, c.Subject, old, pw); err != nil {
+		return err
+	}
+	return s.announce(ctx, revocation.Student, c.Subject)
 }
 
 // changePassword checks old against the hash qGet reads for key, then

@@ -30,6 +30,9 @@ var (
 	ErrExpired = errors.New("token expired")
 	// ErrWrongKind is returned when a token of another kind is presented.
 	ErrWrongKind = errors.New("wrong kind of token")
+	// ErrRevoked is returned (by the callers that check versions) for a
+	// well-signed token whose version is older than its subject's.
+	ErrRevoked = errors.New("token revoked")
 )
 
 // Claims is what a token says.
@@ -39,6 +42,14 @@ type Claims struct {
 	StudentNo string `json:"sno,omitempty"` // student number or admin user name
 	Year      int    `json:"yr,omitempty"`  // class year, for priority windows
 	Expires   int64  `json:"exp"`           // unix seconds
+	// Version is the subject's token_version when the token was issued
+	// (students and admins; ws tokens carry their student's). A password
+	// change or a registrar's revoke bumps the stored version, and the api
+	// refuses a token with an older one (ErrRevoked).
+	Version int64 `json:"tv,omitempty"`
+	// MustChange: the student logged in with the initial password of the
+	// import and may only change it (403 password_change_required elsewhere).
+	MustChange bool `json:"pc,omitempty"`
 }
 
 // Signer signs and verifies tokens with one secret.

@@ -55,3 +55,19 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestTokenVersionAndMustChange: the version and the must-change flag are
+// signed with the rest; changing them breaks the signature.
+func TestTokenVersionAndMustChange(t *testing.T) {
+	s := NewSigner("k1")
+	tok := s.Issue(Claims{Kind: KindStudent, Subject: 7, Version: 3, MustChange: true}, time.Hour)
+	c, err := s.Verify(tok, KindStudent)
+	if err != nil || c.Version != 3 || !c.MustChange {
+		t.Fatalf("Verify = %+v, %v", c, err)
+	}
+	_, sig, _ := strings.Cut(tok, ".")
+	forged, _, _ := strings.Cut(s.Issue(Claims{Kind: KindStudent, Subject: 7, Version: 9}, time.Hour), ".")
+	if _, err := s.Verify(forged+"."+sig, KindStudent); !errors.Is(err, ErrInvalid) {
+		t.Errorf("raised version with the old signature: %v", err)
+	}
+}

@@ -17,12 +17,22 @@ const (
 	// CloseInvalidToken: the token was refused (used in-band only by clients
 	// that could not see the HTTP 401 of the handshake).
 	CloseInvalidToken = 4401
+	// CloseTooManySessions: the student already holds the most sockets one
+	// instance allows (cmd/queue-ws, default 5); the new socket is closed at
+	// once. Close another tab, or wait: do not reconnect in a loop.
+	CloseTooManySessions = 4008
+	// CloseTooManyMessages: the client sent more messages than the
+	// per-session budget (default 10 a second, bursts of 40); reconnect
+	// after a pause.
+	CloseTooManyMessages = 4009
 )
 
 // Close reasons sent with the codes above.
 const (
-	ReasonGoingAway    = "shutting down: reconnect"
-	ReasonSlowConsumer = "slow consumer: reconnect to read your result"
+	ReasonGoingAway       = "shutting down: reconnect"
+	ReasonSlowConsumer    = "slow consumer: reconnect to read your result"
+	ReasonTooManySessions = "too many sessions for this student"
+	ReasonTooManyMessages = "too many messages: slow down"
 )
 
 // Error codes of {"type":"error"} frames.

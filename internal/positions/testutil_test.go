@@ -138,7 +138,7 @@ type bundle struct {
 
 // setupLine returns a queue on its own key space, window open, with seat
 // hints for courses 1..5 (1000 seats each).
-func setupLine(t *testing.T) *bundle {
+func setupLine(t testing.TB) *bundle {
 	t.Helper()
 	rdb, term := dbtest.Redis(t)
 	q := queue.New(rdb, term)
@@ -159,7 +159,7 @@ func setupLine(t *testing.T) *bundle {
 
 // withDB adds a migrated MariaDB database with courses 1..5 (3 credits, 1000
 // seats) and students 1..n.
-func withDB(t *testing.T, b *bundle, n int) {
+func withDB(t testing.TB, b *bundle, n int) {
 	t.Helper()
 	b.db = dbtest.New(t)
 	b.store = enroll.NewStore(b.db.DB, "test")

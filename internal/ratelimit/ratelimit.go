@@ -96,10 +96,14 @@ func (l *Limiter) Reset(ctx context.Context, h Hit) error {
 
 // Config holds the API's limits.
 type Config struct {
-	IP          Rule // every /api/v1 request, per client IP
-	Student     Rule // every authenticated student request, per student
-	LoginIP     Rule // login attempts (student and admin), per client IP
-	LoginFailed Rule // failed logins, per account (student number or admin name)
+	IP      Rule // every /api/v1 request, per client IP
+	Student Rule // every authenticated student request, per student
+	LoginIP Rule // login attempts (student and admin), per client IP
+	// LoginFailed: login attempts per (account, client address), counted
+	// before the password is checked and cleared by a success; see
+	// LoginAttempt. LoginBackoff: the gentler per-account back-off.
+	LoginFailed  Rule
+	LoginBackoff Backoff
 	// Exempt lists client addresses the per-IP rules do not apply to. By
 	// default loopback: the load generator and operators on the machine
 	// itself (behind nginx the client address is the forwarded one, so
@@ -119,14 +123,17 @@ func (c Config) IPExempt(ip string) bool {
 
 // Defaults are generous enough for a campus NAT and tight enough to stop a
 // script: 50 req/s per IP, 10 req/s per student, 60 logins a minute per IP,
-// 10 failed logins per account per 5 minutes.
+// 10 login attempts per account and address per 5 minutes without a success,
+// and a per-account back-off (1 s doubling, at most 30 s) after 20 from
+// anywhere within 15 minutes.
 func Defaults() Config {
 	return Config{
-		IP:          Rule{Name: "ip", N: 3000, Window: time.Minute},
-		Student:     Rule{Name: "st", N: 600, Window: time.Minute},
-		LoginIP:     Rule{Name: "lip", N: 60, Window: time.Minute},
-		LoginFailed: Rule{Name: "lfail", N: 10, Window: 5 * time.Minute},
-		Exempt:      []string{"127.0.0.1", "::1"},
+		IP:           Rule{Name: "ip", N: 3000, Window: time.Minute},
+		Student:      Rule{Name: "st", N: 600, Window: time.Minute},
+		LoginIP:      Rule{Name: "lip", N: 60, Window: time.Minute},
+		LoginFailed:  Rule{Name: "lfail", N: 10, Window: 5 * time.Minute},
+		LoginBackoff: Backoff{After: 20, Window: 15 * time.Minute, Base: time.Second, Cap: 30 * time.Second},
+		Exempt:       []string{"127.0.0.1", "::1"},
 	}
 }
 
@@ -146,6 +153,7 @@ func FromEnv() Config {
 	}
 	if v := os.Getenv("ENROLLQ_RATE_LIMITS"); v == "off" || v == "0" {
 		c.IP.N, c.Student.N, c.LoginIP.N, c.LoginFailed.N = 0, 0, 0, 0
+		c.LoginBackoff.After = 0
 		return c
 	}
 	for env, r := range map[string]*Rule{
@@ -195,4 +203,67 @@ func (l *Limiter) Peek(ctx context.Context, h Hit) error {
 		return nil
 	}
 	return &Exceeded{Rule: h.Rule, RetryAfter: max(ttl.Val(), time.Millisecond)}
+}
+
+//go:embed login.lua
+var loginSource string
+
+var loginScript = redis.NewScript(loginSource)
+
+// Backoff is the per-account exponential back-off of logins: once After
+// attempts at one account (from any addresses) are pending or failed within
+// Window, each further attempt makes the account refuse the next ones for
+// Base·2^k, at most Cap (After = 0 turns it off). It is gentler than a
+// lock-out: a rival spending the per-address budget of several addresses
+// only delays the owner by seconds, and the owner's success clears it.
+type Backoff struct {
+	After     int
+	Window    time.Duration
+	Base, Cap time.Duration
+}
+
+// LoginAttempt counts one login attempt at account (a normalised account
+// key) from address before the password is checked: the (account, address)
+// budget r, then the account's back-off b. It returns *Exceeded when the
+// attempt must be refused without checking the password.
+func (l *Limiter) LoginAttempt(ctx context.Context, r Rule, b Backoff, account, address string) error {
+	if (r.N <= 0 || r.Window <= 0) && b.After <= 0 {
+		return nil
+	}
+	keys := l.loginKeys(r, account, address)
+	win := b.Window
+	if win <= 0 {
+		win = 15 * time.Minute
+	}
+	res, err := loginScript.Run(ctx, l.rdb, keys, r.N, max(r.Window.Milliseconds(), 1), b.After,
+		win.Milliseconds(), max(b.Base.Milliseconds(), 1), max(b.Cap.Milliseconds(), 1)).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	switch res[0] {
+	case 0:
+		return nil
+	case 1:
+		return &Exceeded{Rule: r, RetryAfter: time.Duration(max(res[1], 1)) * time.Millisecond}
+	default:
+		return &Exceeded{Rule: Rule{Name: "lbackoff", N: b.After, Window: win}, RetryAfter: time.Duration(max(res[1], 1)) * time.Millisecond}
+	}
+}
+
+// LoginSucceeded clears the attempts counted by LoginAttempt for account
+// (its back-off too) after a correct password.
+func (l *Limiter) LoginSucceeded(ctx context.Context, r Rule, account, address string) error {
+	return l.rdb.Del(ctx, l.loginKeys(r, account, address)...).Err()
+}
+
+func (l *Limiter) loginKeys(r Rule, account, address string) []string {
+	name := r.Name
+	if name == "" {
+		name = "lfail"
+	}
+	return []string{
+		l.prefix + name + ":" + account + "|" + address,
+		l.prefix + "lacct:" + account,
+		l.prefix + "lnext:" + account,
+	}
 }

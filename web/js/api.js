@@ -52,6 +52,9 @@ export async function api(method, path, body, { raw = false, headers: extra = {}
       session.clear();
       window.dispatchEvent(new CustomEvent('eq:logout'));
     }
+    if (res.status === 403 && data && data.error && data.error.code === 'password_change_required') {
+      window.dispatchEvent(new CustomEvent('eq:must-change'));
+    }
     throw err;
   }
   return data;

@@ -75,6 +75,9 @@ function loginView() {
       const r = await api('POST', '/auth/login', { student_no: $('#student-no').value.trim(), password: $('#password').value });
       session.set(r.token, 'student', r.student_no);
       flash('');
+      // Still the initial password: nothing but changing it (the api
+      // answers 403 password_change_required everywhere else).
+      if (r.must_change_password) { mustChange = true; go('#/change-password'); return; }
       go('#/search');
     } catch (e) { showError(e); }
   } },
@@ -84,8 +87,34 @@ function loginView() {
   h('input', { type: 'password', id: 'password', autocomplete: 'current-password', required: true }),
   h('p', {}, h('button', { class: 'btn', type: 'submit', id: 'login-btn' }, t('login.submit'))),
   h('p', { class: 'muted' }, t('login.toAdmin'), ' ', h('a', { href: '#/admin/login' }, t('login.admin'))));
-  view('login.title', form);
+  // Single sign-on (GET /auth/sso says whether it is on): the university's
+  // login page, back through /auth/sso/callback to #sso_code= (ssoReturn).
+  const sso = h('div', { class: 'card narrow', id: 'sso-box', hidden: true },
+    h('p', { class: 'muted' }, t('login.or')),
+    h('p', {}, h('button', { class: 'btn', type: 'button', id: 'sso-btn', onclick: () => { location.href = ssoStart; } }, t('login.sso'))));
+  view('login.title', form, sso);
   $('#student-no').focus();
+  api('GET', '/auth/sso').then((r) => {
+    if (r && r.enabled) { ssoStart = r.start_url || 'api/v1/auth/sso/start'; sso.hidden = false; }
+  }).catch(() => {});
+}
+
+let ssoStart = 'api/v1/auth/sso/start';
+
+// ssoReturn finishes a single sign-on: the callback sent the browser to
+// /#sso_code=<one-time code>; the code leaves the address bar at once and is
+// exchanged for the same token a password login gives.
+async function ssoReturn() {
+  const m = /^#sso_code=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, '', location.pathname + location.search + '#/login');
+  try {
+    const r = await api('POST', '/auth/sso/exchange', { code: m[1] });
+    session.set(r.token, 'student', r.student_no);
+    flash('');
+    go('#/search');
+  } catch (e) { route(); showError(e); }
+  return true;
 }
 
 const searchState = { q: '', department: '', category: '', credits: '', day: '', open: false, next: '' };
@@ -370,11 +399,42 @@ async function meView() {
       h('p', {}, `${m.credits} / ${m.max_credits}`), h('p', {}, h('span', { class: 'badge ' + (m.registration_open ? 'ok' : 'bad') }, t(m.registration_open ? 'me.open' : 'me.closed')))),
     h('form', { class: 'card', id: 'pw-form', onsubmit: async (ev) => {
       ev.preventDefault();
-      try { await api('POST', '/auth/password', { old: $('#pw-old').value, new: $('#pw-new').value }); flash(t('me.changed')); ev.target.reset(); } catch (e) { showError(e); }
+      try {
+        // The change revokes every older token: continue with the new one.
+        const r = await api('POST', '/auth/password', { old: $('#pw-old').value, new: $('#pw-new').value });
+        if (r && r.token) session.set(r.token, 'student', session.name);
+        flash(t('me.changed')); ev.target.reset();
+      } catch (e) { showError(e); }
     } }, h('h2', {}, t('me.pw')),
     h('label', { for: 'pw-old' }, t('me.old')), h('input', { type: 'password', id: 'pw-old', autocomplete: 'current-password', required: true }),
     h('label', { for: 'pw-new' }, t('me.new')), h('input', { type: 'password', id: 'pw-new', autocomplete: 'new-password', minlength: 8, required: true }),
     h('p', {}, h('button', { class: 'btn', type: 'submit' }, t('me.save')))));
+}
+
+// mustChange: the session was opened with the initial password.
+let mustChange = false;
+
+// changePasswordView: the first login with the initial password (imported
+// students) must choose a new password before anything else.
+function changePasswordView() {
+  view('pw.title',
+    h('form', { class: 'card narrow', id: 'must-change-form', onsubmit: async (ev) => {
+      ev.preventDefault();
+      if ($('#mc-new').value !== $('#mc-again').value) { flash(t('pw.mismatch'), false); return; }
+      try {
+        const r = await api('POST', '/auth/password', { old: $('#mc-old').value, new: $('#mc-new').value });
+        session.set(r.token, 'student', session.name);
+        mustChange = false;
+        flash(t('me.changed'));
+        go('#/search');
+      } catch (e) { showError(e); }
+    } },
+    h('p', {}, t('pw.intro')),
+    h('label', { for: 'mc-old' }, t('me.old')), h('input', { type: 'password', id: 'mc-old', autocomplete: 'current-password', required: true }),
+    h('label', { for: 'mc-new' }, t('me.new')), h('input', { type: 'password', id: 'mc-new', autocomplete: 'new-password', minlength: 8, required: true }),
+    h('label', { for: 'mc-again' }, t('pw.again')), h('input', { type: 'password', id: 'mc-again', autocomplete: 'new-password', minlength: 8, required: true }),
+    h('p', {}, h('button', { class: 'btn', type: 'submit', id: 'mc-btn' }, t('me.save')))));
+  $('#mc-old').focus();
 }
 
 // ---------- router ----------
@@ -418,13 +478,17 @@ function route() {
     return (adminViews.routes[hash] || adminViews.routes['#/admin'])();
   }
   if (session.kind !== 'student') return loginView();
+  if (mustChange || hash === '#/change-password') return changePasswordView();
   (studentRoutes[hash] || searchView)();
 }
 
 window.addEventListener('hashchange', route);
+// A session opened with the initial password (e.g. after a reload): only
+// the password change is open.
+window.addEventListener('eq:must-change', () => { if (!mustChange) { mustChange = true; go('#/change-password'); } });
 window.addEventListener('eq:logout', () => { tracker.reset(); go(location.hash.startsWith('#/admin') ? '#/admin/login' : '#/login'); });
 window.addEventListener('DOMContentLoaded', () => {
   setLang(getLang());
   $('#lang-toggle').addEventListener('click', () => { setLang(getLang() === 'ko' ? 'en' : 'ko'); route(); });
-  route();
+  ssoReturn().then((sso) => { if (!sso) route(); });
 });

@@ -43,12 +43,17 @@ var CSVHeader = []string{"student_id", "student_no", "year", "token"}
 // Issue signs access tokens for the first n students of the roster (by id;
 // n <= 0 means all of them), valid for ttl.
 func Issue(ctx context.Context, db *sqlx.DB, signer *auth.Signer, n int, ttl time.Duration) ([]Token, error) {
-	const qAll = `SELECT id, student_no, year FROM students ORDER BY id`
+	// The token carries the student's token_version (a revoke still ends
+	// these sessions). Like any holder of the secret, issue-tokens signs
+	// sessions directly: as if the student had logged in and changed the
+	// initial password (no must-change flag).
+	const qAll = `SELECT id, student_no, year, token_version FROM students ORDER BY id`
 	const qFirst = qAll + ` LIMIT ?`
 	var rows []struct {
 		ID        int64  `db:"id"`
 		StudentNo string `db:"student_no"`
 		Year      int    `db:"year"`
+		Version   int64  `db:"token_version"`
 	}
 	var err error
 	if n > 0 {
@@ -64,7 +69,7 @@ func Issue(ctx context.Context, db *sqlx.DB, signer *auth.Signer, n int, ttl tim
 	}
 	out := make([]Token, len(rows))
 	for i, r := range rows {
-		c := auth.Claims{Kind: auth.KindStudent, Subject: r.ID, StudentNo: r.StudentNo, Year: r.Year}
+		c := auth.Claims{Kind: auth.KindStudent, Subject: r.ID, StudentNo: r.StudentNo, Year: r.Year, Version: r.Version}
 		out[i] = Token{StudentID: r.ID, StudentNo: r.StudentNo, Year: r.Year, Token: signer.Issue(c, ttl)}
 	}
 	return out, nil
