@@ -3,14 +3,18 @@ package main
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/enrollq/enrollq/internal/auth"
 	"github.com/enrollq/enrollq/internal/config"
+	"github.com/enrollq/enrollq/internal/positions"
 	"github.com/enrollq/enrollq/internal/revocation"
 )
 
@@ -43,6 +47,64 @@ func TestRevokedWSToken(t *testing.T) {
 		t.Fatalf("current ws token: %v", err)
 	}
 	c.Close()
+}
+
+// TestRevokeClosesOpenSockets: a bump ends the sockets already open with an
+// older token (close 4010) at the next poll of the versions; a socket
+// opened with the current version stays.
+func TestRevokeClosesOpenSockets(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t, 2, 2)
+	f.versions = revocation.New(f.db.DB, f.rdb, f.term)
+	ts := startServer(t, f, options{Tick: 100 * time.Millisecond})
+	mine, other := f.reqs[0], f.reqs[1]
+	old, _, err := dialer.Dial(wsURL(ts.url, f.wsToken(mine.student), mine.id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	bystander, _, err := dialer.Dial(wsURL(ts.url, f.wsToken(other.student), other.id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bystander.Close()
+	if _, err := f.versions.Bump(f.ctx, revocation.Student, mine.student); err != nil {
+		t.Fatal(err)
+	}
+	cur := f.signer.Issue(auth.Claims{Kind: auth.KindWS, Subject: mine.student, Version: 1}, time.Minute)
+	fresh, _, err := dialer.Dial(wsURL(ts.url, cur, mine.id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	f.versions.Poll(f.ctx)
+	f.versions.Poll(f.ctx) // told again within the overlap: changes nothing more
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := old.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != positions.CloseRevoked {
+			t.Fatalf("revoked session ended with %v, want close %d", err, positions.CloseRevoked)
+		}
+		break
+	}
+	for name, c := range map[string]*websocket.Conn{"new token": fresh, "another student": bystander} {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			_, _, err := c.ReadMessage()
+			if err == nil {
+				continue
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("%s: socket ended with %v, want it kept open", name, err)
+			}
+			break
+		}
+	}
 }
 
 // TestRefusesUnsafeStart: without ENROLLQ_DEV, queue-ws exits non-zero with

@@ -132,6 +132,7 @@ const (
 	keyJoined  = "joined"  // func() called once the session is registered
 	keyRefused = "refused" // over the per-student socket cap: closed at once
 	keyBudget  = "budget"  // *msgBucket: the client-message budget
+	keyClaims  = "claims"  // auth.Claims of the session's token (revocation)
 )
 
 func newMelody(o options) *melody.Melody {
@@ -168,6 +169,9 @@ func newServer(o options, d deps) *server {
 	m.watch(s.eng)
 
 	s.mel = newMelody(o)
+	if s.versions != nil {
+		s.versions.OnBump = s.onBump
+	}
 	s.mel.HandleConnect(s.onConnect)
 	s.mel.HandleDisconnect(s.onDisconnect)
 	s.mel.HandleMessage(s.onMessage)
@@ -331,7 +335,7 @@ func (s *server) handleWS(c *gin.Context) {
 	var once sync.Once
 	joined := func() { once.Do(func() { s.upgrading.Add(-1) }) }
 	keys := map[string]any{keyStudent: claims.Subject, keyIDs: ids, keyJoined: joined, keyDraw: c.Query("draw") == "1",
-		keyBudget: newMsgBucket(s.opts.MsgRate, s.opts.MsgBurst)}
+		keyBudget: newMsgBucket(s.opts.MsgRate, s.opts.MsgBurst), keyClaims: claims}
 	// The cap is counted per student on this instance; the slot is held
 	// for as long as the socket (HandleRequestWithKeys returns when it ends).
 	// A socket over the cap is upgraded and closed at once with 4008, so
@@ -406,6 +410,34 @@ func (s *server) onConnect(ms *melody.Session) {
 		defer s.watchers.Done()
 		ps.Watch(s.baseCtx, ids...)
 	}()
+}
+
+// onBump closes the open sockets of a student whose token version moved
+// (a password change or a registrar's revoke) with 4010 if their token is
+// older than it: a revoke ends the sessions already open, not only the next
+// handshake. The same bump is told again within the overlap; sockets opened
+// with the new token are left alone.
+func (s *server) onBump(kind string, id int64) {
+	if kind != revocation.Student {
+		return
+	}
+	sessions, err := s.mel.Sessions()
+	if err != nil {
+		return
+	}
+	for _, ms := range sessions {
+		st, ok := ms.Get(keyStudent)
+		if !ok || st.(int64) != id {
+			continue
+		}
+		c, ok := ms.Get(keyClaims)
+		if !ok {
+			continue
+		}
+		if err := s.versions.Check(s.baseCtx, c.(auth.Claims)); errors.Is(err, auth.ErrRevoked) {
+			_ = ms.CloseWithMsg(melody.FormatCloseMessage(positions.CloseRevoked, positions.ReasonRevoked))
+		}
+	}
 }
 
 func (s *server) onDisconnect(ms *melody.Session) {

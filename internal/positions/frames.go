@@ -25,6 +25,9 @@ const (
 	// per-session budget (default 10 a second, bursts of 40); reconnect
 	// after a pause.
 	CloseTooManyMessages = 4009
+	// CloseRevoked: the session's token was revoked (a password change or a
+	// registrar's revoke since it was issued); log in again for a new one.
+	CloseRevoked = 4010
 )
 
 // Close reasons sent with the codes above.
@@ -33,6 +36,7 @@ const (
 	ReasonSlowConsumer    = "slow consumer: reconnect to read your result"
 	ReasonTooManySessions = "too many sessions for this student"
 	ReasonTooManyMessages = "too many messages: slow down"
+	ReasonRevoked         = "session revoked: log in again"
 )
 
 // Error codes of {"type":"error"} frames.

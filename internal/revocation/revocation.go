@@ -96,6 +96,11 @@ type Versions struct {
 
 	PollEvery, Overlap, TTL, Reload time.Duration
 
+	// OnBump, when set, is told (outside any lock, on the polling
+	// goroutine) of every subject a poll saw bumped. Within the overlap the
+	// same bump is told again: the callee must be idempotent.
+	OnBump func(kind string, id int64)
+
 	mu       sync.Mutex
 	m        map[string]entry
 	lastPoll time.Time // host time of the last poll attempt
@@ -219,6 +224,20 @@ func (v *Versions) maybePoll(ctx context.Context) {
 // Poll reads the bumps of the last Overlap and drops them from the cache
 // (the whole cache if the previous successful poll is older than that).
 func (v *Versions) Poll(ctx context.Context) {
+	bumped := v.poll(ctx)
+	if v.OnBump == nil {
+		return
+	}
+	for _, k := range bumped {
+		kind, id, ok := strings.Cut(k, ":")
+		if n, err := strconv.ParseInt(id, 10, 64); ok && err == nil {
+			v.OnBump(kind, n)
+		}
+	}
+}
+
+// poll is Poll under the lock; it returns the members it saw bumped.
+func (v *Versions) poll(ctx context.Context) (bumped []string) {
 	res, err := pollScript.Run(ctx, v.rdb, []string{v.key}, v.Overlap.Milliseconds()).StringSlice()
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -241,6 +260,7 @@ func (v *Versions) Poll(ctx context.Context) {
 			}
 		}
 	}
+	bumped = res[1:]
 	v.lastSeen = now
 	if time.Since(v.lastTidy) > time.Minute {
 		v.lastTidy = time.Now()
@@ -250,6 +270,7 @@ func (v *Versions) Poll(ctx context.Context) {
 			}
 		}
 	}
+	return bumped
 }
 
 // Run keeps the cache complete and fresh until ctx ends: Load at start,
