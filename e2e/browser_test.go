@@ -478,7 +478,7 @@ func TestStudentRegisters(t *testing.T) {
 	shot(t, ctx, "1-search")
 	run(t, ctx, "add to cart",
 		chromedp.Click(chromedp.CSS(row+" .add-cart")),
-		waitText("#flash", "장바구니에 담았습니다"),
+		waitText(row+" .inline-note", "장바구니에 담았습니다"),
 		chromedp.Click(chromedp.CSS(`#nav a[href="#/cart"]`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#cart-table tr[data-course-id="%d"]`, courseID))))
 	shot(t, ctx, "2-cart")
@@ -513,8 +513,10 @@ func TestStudentRegisters(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#nav a[href="#/enrollments"]`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#enrollments tr[data-course-id="%d"] .drop-btn`, courseID))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#enrollments tr[data-course-id="%d"] .drop-btn`, courseID))),
-		chromedp.WaitVisible(chromedp.CSS("#enr-empty")),
-		waitText("#flash", "수강 취소되었습니다"))
+		chromedp.WaitVisible(chromedp.CSS("#confirm-dialog #confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#enrollments tr[data-course-id="%d"][data-state="dropped"]`, courseID))),
+		waitText("#enrollments .inline-note", "수강 취소되었습니다"))
 	shot(t, ctx, "6-dropped")
 	_ = s.db.Get(&n, "SELECT COUNT(*) FROM enrollments")
 	if n != 0 {
@@ -703,7 +705,7 @@ func TestPrequeueLottery(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#search-btn")),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#results-body tr[data-course-id="%d"] .add-cart`, fullID))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-body tr[data-course-id="%d"] .add-cart`, fullID))),
-		waitText("#flash", "장바구니에 담았습니다"),
+		waitText(fmt.Sprintf(`#results-body tr[data-course-id="%d"] .inline-note`, fullID), "장바구니에 담았습니다"),
 		chromedp.Click(chromedp.CSS(`#nav a[href="#/cart"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#register-all")),
 		chromedp.Click(chromedp.CSS("#register-all")),

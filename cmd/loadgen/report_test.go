@@ -294,6 +294,7 @@ func TestParseSourceRange(t *testing.T) {
 }
 
 func TestParseFlagsPrequeue(t *testing.T) {
+	t.Setenv("ENROLLQ_DEV", "1") // parseFlags needs a token secret outside development mode
 	cfg, _, err := parseFlags(nil, io.Discard)
 	if err != nil || cfg.Prequeue != 0 {
 		t.Fatalf("defaults: prequeue %v, %v; want off", cfg.Prequeue, err)

@@ -52,6 +52,10 @@ const dict = {
     'err.network': '서버에 연결할 수 없습니다. 잠시 후 다시 시도하세요.', 'loading': '불러오는 중…',
     'net.retrying': '재시도 중… ({n}/{max}) 같은 신청으로 다시 보내므로 두 번 접수되지 않습니다.', 'btn.retrying': '재시도 중…', 'btn.sending': '보내는 중…',
     'days': '월,화,수,목,금,토,일',
+    'status.dropped': '수강취소됨', 'status.waitlisted': '대기자 명단', 'queue.droppedHint': '수강취소한 강좌입니다. 다시 들으려면 새로 신청하세요.',
+    'state.waitlisted': '대기 {p}번째', 'state.inCart': '장바구니에 있음',
+    'cart.skipEnrolled': '이미 신청 완료된 {n}개 강좌는 다시 신청하지 않습니다.', 'cart.allEnrolled': '장바구니의 강좌를 모두 이미 신청했습니다.',
+    'drop.title': '수강을 취소할까요?', 'drop.body': '{c} 수강을 취소합니다. 자리는 바로 다른 학생(대기자)에게 넘어가며, 다시 신청해도 자리가 남아 있다는 보장이 없습니다.', 'drop.cancel': '취소',
   },
   en: {
     'app.title': 'EnrollQ Registration', 'app.footer': 'EnrollQ · a fair first-come queue', 'skip': 'Skip to content',
@@ -105,6 +109,10 @@ const dict = {
     'err.network': 'Cannot reach the server; try again shortly.', 'loading': 'Loading…',
     'net.retrying': 'Retrying… ({n}/{max}) It is sent as the same request, so it cannot be taken twice.', 'btn.retrying': 'Retrying…', 'btn.sending': 'Sending…',
     'days': 'Mon,Tue,Wed,Thu,Fri,Sat,Sun',
+    'status.dropped': 'Dropped', 'status.waitlisted': 'On the waitlist', 'queue.droppedHint': 'You dropped this section. Register again to take it.',
+    'state.waitlisted': 'Waitlist #{p}', 'state.inCart': 'In your cart',
+    'cart.skipEnrolled': '{n} sections you are already enrolled in are not sent again.', 'cart.allEnrolled': 'You are already enrolled in every section in your cart.',
+    'drop.title': 'Drop this section?', 'drop.body': 'You are dropping {c}. The seat goes to another student (the waitlist) at once; it may be gone if you register again.', 'drop.cancel': 'Cancel',
   },
 };
 

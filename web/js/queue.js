@@ -86,6 +86,9 @@ export const tracker = {
     if (!it || (it.status !== 'queued' && patch.status === 'queued')) return;
     // Positions never go up (DESIGN law 4); ignore a stale, higher one.
     if (patch.position !== undefined && it.position !== undefined && patch.position > it.position && it.status === 'queued') delete patch.position;
+    // When this page learned of the decision (the requests screen rereads
+    // the enrollments after it) and when it was made, as far as we know.
+    if (patch.status && patch.status !== 'queued' && patch.status !== it.status) { patch.seen = Date.now(); if (!patch.decided_at) patch.decided_at = new Date().toISOString(); }
     Object.assign(it, patch);
     this.save();
     if (!this.pending().length && !this.waitingDraw().length) this.stop();
@@ -200,7 +203,7 @@ export const tracker = {
       // names it.
       if (!(this.ws && this.ws.readyState === WebSocket.OPEN)) this.ensureWatching();
     } else {
-      Object.assign(it, { status: 'error', reason: m.error || 'refused' });
+      Object.assign(it, { status: 'error', reason: m.error || 'refused', seen: Date.now(), decided_at: new Date().toISOString() });
       this.save();
     }
   },
@@ -234,6 +237,9 @@ export const tracker = {
     for (const q of r.requests) {
       const it = this.list.find((x) => x.request_id === q.request_id);
       const patch = { status: q.status, reason: q.reason || '', position: q.status === 'queued' ? q.position : 0 };
+      if (q.created_at) patch.at = q.created_at;
+      if (q.decided_at) patch.decided_at = q.decided_at;
+      if (q.status !== 'queued' && (!it || it.status !== q.status)) patch.seen = Date.now();
       if (it) Object.assign(it, it.status === 'queued' || q.status !== 'queued' ? patch : {});
       else this.list.push({ request_id: q.request_id, course_id: q.course_id, code: q.code, section: q.section, title: q.title, ...patch });
     }
@@ -244,7 +250,7 @@ export const tracker = {
     this.list = this.list.filter((x) => !x.pre);
     for (const p of pre) {
       const was = old.get(p.course_id) || {};
-      const names = { course_id: p.course_id, code: p.code, section: p.section, title: p.title, title_en: was.title_en };
+      const names = { course_id: p.course_id, code: p.code, section: p.section, title: p.title, title_en: was.title_en, at: was.at };
       if (p.status === 'prequeued') this.list.push({ request_id: 0, ...names, status: 'prequeued', pre: true });
       else if (p.status === 'refused') this.list.push({ request_id: 0, ...names, status: 'error', reason: p.error || 'refused', pre: true });
       else if (p.status === 'drawn' && p.request_id && !this.list.some((x) => x.request_id === p.request_id)) {
