@@ -130,6 +130,10 @@ local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local admitted, sold_out = 0, 0
+-- sections refused as sold out in this call: their refusal mark is written
+-- once, at the end (nothing in one call raises a hint, so no later ticket of
+-- the call can be admitted to a section it refused; the mark is exact)
+local refused = {}
 
 -- the client address's and the student's budgets
 local function limited(k, a)
@@ -194,7 +198,7 @@ local function admit(k, a)
   end
   if tonumber(free) <= 0 then
     sold_out = sold_out + 1
-    redis.call('HSET', KEYS[13], course, (redis.call('GET', KEYS[2]) or '0') .. ':' .. now_us)
+    refused[#refused + 1] = course
     return -6, 0, 0
   end
   redis.call('HINCRBY', KEYS[7], course, -1)
@@ -283,5 +287,12 @@ if admitted > 0 then
 end
 if sold_out > 0 then
   redis.call('HINCRBY', KEYS[9], 'sold_out', sold_out)
+  local mark = (redis.call('GET', KEYS[2]) or '0') .. ':' .. now_us
+  local args = {}
+  for _, c in ipairs(refused) do
+    args[#args + 1] = c
+    args[#args + 1] = mark
+  end
+  redis.call('HSET', KEYS[13], unpack(args))
 end
 return out
