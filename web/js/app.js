@@ -309,9 +309,16 @@ function courseRow(c) {
 function rerow(btn, c) {
   const tr = btn && btn.closest('tr');
   if (!tr || !tr.isConnected || !tr.closest('#results-body')) return btn;
+  const had = document.activeElement === btn;
   const fresh = courseRow(c);
   tr.replaceWith(fresh);
-  return fresh.querySelector('td.actions').lastElementChild || fresh;
+  const cell = fresh.querySelector('td.actions');
+  // Keep the keyboard where it was: on the row's next button, else its cell.
+  if (had) {
+    const next = cell.querySelector('button');
+    if (next) next.focus(); else { cell.tabIndex = -1; cell.focus(); }
+  }
+  return cell.lastElementChild || fresh;
 }
 
 async function addCart(c, btn) {
@@ -602,7 +609,8 @@ async function enrollmentsView() {
       const tr = btn.closest('tr');
       tr.dataset.state = 'dropped';
       const cell = btn.parentElement;
-      cell.replaceChildren(h('span', { class: 'badge row-state', 'data-state': 'dropped' }, t('status.dropped')));
+      cell.replaceChildren(h('span', { class: 'badge row-state', 'data-state': 'dropped', tabindex: '-1' }, t('status.dropped')));
+      cell.firstChild.focus(); // the button is gone: focus stays in the row
       credits -= c.credits;
       creditsLine.textContent = t('tt.credits', { n: credits });
       mine.enr.delete(c.id);
