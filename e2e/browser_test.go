@@ -603,6 +603,8 @@ func TestAdminImportsAndOpens(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#window-open")),
 		waitText("#window-state", "닫힘"),
 		chromedp.Click(chromedp.CSS("#window-open")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-dialog #confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		chromedp.WaitVisible(chromedp.CSS("#window-close")),
 		waitText("#window-state", "열림"))
 	shot(t, ctx, "3-window-open")
@@ -733,12 +735,19 @@ func TestPrequeueLottery(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#window-open")),
 		waitText("#prequeue-count", "학생 1명"),
 		chromedp.Click(chromedp.CSS("#window-open")),
+		waitText("#confirm-dialog", "대기 중인 사전 대기열 1명이 추첨"),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		chromedp.WaitVisible(chromedp.CSS("#window-close")),
+		waitText("#window-result", "사전 대기열 1명을 추첨했습니다"),
 		waitText("#window-state", "열림"),
-		waitText("#prequeue-done", "추첨 완료: 2건"),
+		// One of the two was refused (sold out): only the other counts as
+		// admitted, and the refusal is shown with its reason.
+		waitText("#prequeue-done", "추첨 완료: 2건 중 1건 배정"),
+		waitText("#prequeue-refused", "거절 1건: 정원 마감 1"),
 		waitText("#prequeue-note", "수강신청이 닫혀 있을 때만"))
 	shot(t, admin, "4-drawn")
-	if st, err := s.q.DrawStatus(bg); err != nil || st.State != queue.DrawDone || st.Total != 2 || st.Cursor != 2 || st.Open {
+	if st, err := s.q.DrawStatus(bg); err != nil || st.State != queue.DrawDone || st.Total != 2 || st.Cursor != 2 || st.Open ||
+		st.Admitted != 1 || st.Refused["sold_out"] != 1 {
 		t.Fatalf("draw after opening: %+v %v", st, err)
 	}
 

@@ -254,6 +254,19 @@ func checkErrorText(t *testing.T, errs []RowError) {
 	}
 }
 
+// TestParseCatalogBadHeaderNamesExpected: a first row that is not the
+// header gives one error naming the expected header.
+func TestParseCatalogBadHeaderNamesExpected(t *testing.T) {
+	_, errs := ParseCatalog(strings.NewReader("과목코드,분반,과목명\n" + catRow(nil)))
+	if len(errs) != 1 || errs[0].Code != CodeBadHeader {
+		t.Fatalf("errors: %v, want one %s", Errors(errs), CodeBadHeader)
+	}
+	want := strings.Join(CatalogHeader(), ",")
+	if !strings.Contains(errs[0].Message, want) || !strings.Contains(errs[0].MessageEN, want) {
+		t.Errorf("message does not name the header %q: %q / %q", want, errs[0].Message, errs[0].MessageEN)
+	}
+}
+
 func TestParseCatalogHeader(t *testing.T) {
 	full := strings.TrimSuffix(catalogHeader, "\n")
 	for _, tc := range []struct {
@@ -271,14 +284,8 @@ func TestParseCatalogHeader(t *testing.T) {
 		{"duplicate column", full + ",title\n", []where{{1, "title", CodeDuplicateColumn}}},
 		{"header invalid UTF-8", full + ",\xff\n", []where{{1, "", CodeInvalidUTF8}}},
 		{"header bad quote", `code,"section` + "\n", []where{{1, "", CodeBadCSV}}},
-		{"data file without header", catRow(nil), []where{
-			{1, "CSE4051", CodeUnknownColumn}, {1, "01", CodeUnknownColumn}, {1, "컴파일러", CodeUnknownColumn}, {1, "Compilers", CodeUnknownColumn},
-			{1, "컴퓨터공학과", CodeUnknownColumn}, {1, "권유진", CodeUnknownColumn}, {1, "3", CodeUnknownColumn}, {1, "60", CodeUnknownColumn},
-			{1, "MON 18:00-19:15;WED 18:00-19:15", CodeUnknownColumn}, {1, "학생회관 613", CodeUnknownColumn}, {1, "전공선택", CodeUnknownColumn},
-			{1, "code", CodeMissingColumn}, {1, "section", CodeMissingColumn}, {1, "title", CodeMissingColumn}, {1, "title_en", CodeMissingColumn},
-			{1, "department", CodeMissingColumn}, {1, "professor", CodeMissingColumn}, {1, "credits", CodeMissingColumn}, {1, "capacity", CodeMissingColumn},
-			{1, "meetings", CodeMissingColumn}, {1, "room", CodeMissingColumn}, {1, "category", CodeMissingColumn},
-		}},
+		{"data file without header", catRow(nil), []where{{1, "", CodeBadHeader}}},
+		{"Korean header", "과목코드,분반,과목명,영문명,학과,교수,학점,정원,시간,강의실,이수구분\n" + catRow(nil), []where{{1, "", CodeBadHeader}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, errs := ParseCatalog(strings.NewReader(tc.file))

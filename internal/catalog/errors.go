@@ -15,6 +15,7 @@ const (
 	CodeMissingColumn   = "missing_column"
 	CodeUnknownColumn   = "unknown_column"
 	CodeDuplicateColumn = "duplicate_column"
+	CodeBadHeader       = "bad_header"
 	CodeWrongFieldCount = "wrong_field_count"
 
 	// Problems any field can have.
@@ -53,7 +54,8 @@ const (
 var messages = map[string]struct{ ko, en string }{
 	CodeEmptyFile:       {"파일이 비어 있습니다(헤더 행이 없습니다)", "the file is empty (no header row)"},
 	CodeBadCSV:          {"CSV 형식이 잘못되었습니다(따옴표 짝 등을 확인하세요): %s", "malformed CSV (check the quotes): %s"},
-	CodeMissingColumn:   {"헤더에 필수 열이 없습니다", "a required column is missing from the header"},
+	CodeMissingColumn:   {"헤더에 이 열이 없습니다(값은 비워 둘 수 있는 열도 머리글에는 있어야 합니다)", "this column is missing from the header (every column must be named, even one whose values may be empty)"},
+	CodeBadHeader:       {"첫 행이 이 파일의 머리글이 아닙니다. 첫 행은 다음과 같아야 합니다: %s", "the first row is not this file's header; it must be: %s"},
 	CodeUnknownColumn:   {"알 수 없는 열입니다(허용되는 열: %s)", "unknown column (allowed columns: %s)"},
 	CodeDuplicateColumn: {"헤더에 같은 열이 두 번 있습니다", "the column appears twice in the header"},
 	CodeWrongFieldCount: {"열 개수가 헤더와 다릅니다(헤더 %d개, 이 행 %d개)", "wrong number of fields (header has %d, this row has %d)"},

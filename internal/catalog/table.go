@@ -83,6 +83,12 @@ func newTable(r io.Reader, cols []column) *table {
 			t.errs = append(t.errs, newError(1, c.name, CodeMissingColumn, ""))
 		}
 	}
+	// A first row naming fewer than half of the columns is not this file's
+	// header at all (no header, a translated one, the other import's file):
+	// one error naming the expected header, not one per column.
+	if len(t.errs) > 0 && 2*len(t.pos) < len(cols) {
+		t.errs = []RowError{newError(1, "", CodeBadHeader, strings.Join(hdr, ","), strings.Join(allowed, ","))}
+	}
 	if len(t.errs) > 0 {
 		t.done = true
 	}

@@ -57,6 +57,10 @@ type DrawStatus struct {
 	Cursor    int64     `json:"cursor"`      // entries of it admitted (or refused) so far
 	StartedAt time.Time `json:"started_at,omitzero"`
 	DoneAt    time.Time `json:"done_at,omitzero"`
+	// Of the entries drawn so far: admitted (queued with a ticket) and
+	// refused by reason (sold_out, already_enrolled, ...).
+	Admitted int64            `json:"admitted"`
+	Refused  map[string]int64 `json:"refused"`
 }
 
 // Running reports whether a draw has begun and not finished.
@@ -109,8 +113,15 @@ func (q *Redis) DrawStatus(ctx context.Context) (DrawStatus, error) {
 		return time.Time{}
 	}
 	seed, _ := strconv.ParseUint(h["seed"], 10, 64)
+	refused := map[string]int64{}
+	for f := range h {
+		if r, ok := strings.CutPrefix(f, "refused:"); ok {
+			refused[r] = num(f)
+		}
+	}
 	return DrawStatus{Open: open.Val() == "1", Students: students.Val(), Entries: num("entries"), State: h["state"],
-		Seed: seed, Total: num("total"), Cursor: num("cursor"), StartedAt: at("started_ms"), DoneAt: at("done_ms")}, nil
+		Seed: seed, Total: num("total"), Cursor: num("cursor"), StartedAt: at("started_ms"), DoneAt: at("done_ms"),
+		Admitted: num("admitted"), Refused: refused}, nil
 }
 
 // Draw closes the pre-queue, draws its order with seed (or with the seed of
@@ -154,6 +165,11 @@ func (q *Redis) Draw(ctx context.Context, seed uint64, progress func(done, total
 			cursor = res[1]
 		} else {
 			cursor += int64(len(batch))
+			// This call admitted the batch (the cursor check makes it the
+			// only one): count its outcomes for the draw's summary.
+			if err := q.countDrawn(ctx, res); err != nil {
+				return st, err
+			}
 		}
 		if progress != nil {
 			progress(min(cursor, st.Total), st.Total)
@@ -163,6 +179,27 @@ func (q *Redis) Draw(ctx context.Context, seed uint64, progress func(done, total
 		return st, fmt.Errorf("draw: mark done: %w", err)
 	}
 	return q.DrawStatus(ctx)
+}
+
+// countDrawn adds one admit.lua call's outcomes ({code, a, b} triples) to
+// the draw's admitted and refused:<reason> counters.
+func (q *Redis) countDrawn(ctx context.Context, res []int64) error {
+	n := map[string]int64{}
+	for i := 0; i+2 < len(res); i += 3 {
+		if res[i] == 1 {
+			n["admitted"]++
+		} else {
+			n["refused:"+RefusalCode(res[i])]++
+		}
+	}
+	pipe := q.rdb.Pipeline()
+	for f, v := range n {
+		pipe.HIncrBy(ctx, q.keys.Draw(), f, v)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("draw: count the outcomes: %w", err)
+	}
+	return nil
 }
 
 // listStale is how long a listing may go without a write before another

@@ -181,7 +181,8 @@ func TestDrawOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := countEntries(carts)
-	if st.State != DrawDone || st.Total != int64(entries) || st.Cursor != int64(entries) || st.Seed != 42 || st.Open {
+	if st.State != DrawDone || st.Total != int64(entries) || st.Cursor != int64(entries) || st.Seed != 42 || st.Open ||
+		st.Admitted != int64(entries) || len(st.Refused) != 0 {
 		t.Fatalf("status = %+v, want done with %d entries, seed 42, pre-queue closed", st, entries)
 	}
 	if openingErrs != batches {
@@ -348,6 +349,10 @@ func TestDrawConcurrent(t *testing.T) {
 	}
 	if n, _ := rdb.Get(context.Background(), q.Keys().Seq()).Int64(); n != int64(entries) {
 		t.Fatalf("ticket counter %d, want %d", n, entries)
+	}
+	// Two drawers count each entry once in the summary.
+	if ds, err := q.DrawStatus(context.Background()); err != nil || ds.Admitted != int64(entries) || len(ds.Refused) != 0 {
+		t.Fatalf("draw summary %+v, %v; want %d admitted, none refused", ds, err, entries)
 	}
 }
 

@@ -706,7 +706,7 @@ function nav() {
       link('#/enrollments', 'nav.enrollments'), link('#/waitlist', 'nav.waitlist'), link('#/me', 'nav.me'), logout);
   } else if (session.kind === 'admin') {
     el.replaceChildren(link('#/admin', 'nav.admin.dashboard'), link('#/admin/import', 'nav.admin.import'), link('#/admin/windows', 'nav.admin.windows'),
-      link('#/admin/courses', 'nav.admin.courses'), logout);
+      link('#/admin/courses', 'nav.admin.courses'), link('#/admin/audit', 'nav.admin.audit'), logout);
   } else el.replaceChildren();
   $('#who').textContent = session.name;
   for (const n of document.querySelectorAll('[data-i18n]')) n.textContent = t(n.dataset.i18n);

@@ -39,7 +39,9 @@ export function lineChart(el, xs, lines) {
   for (const l of lines) {
     if (!l.values.length) continue;
     const pts = l.values.map((v, i) => `${px(xs[i]).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
-    svg.append(s('polyline', { points: pts, fill: 'none', stroke: l.color, 'stroke-width': 2 }));
+    const attrs = { points: pts, fill: 'none', stroke: l.color, 'stroke-width': l.width || 2 };
+    if (l.dash) attrs['stroke-dasharray'] = l.dash;
+    svg.append(s('polyline', attrs));
   }
   el.replaceChildren(svg);
 }
