@@ -667,11 +667,21 @@ func (r *run) awaitRefusalMarks(ctx context.Context) {
 			r.logf("law 7: read the refusal marks: %v", err)
 			return
 		}
+		var rows []struct {
+			CourseID int64 `db:"course_id"`
+			Ticket   int64 `db:"ticket"`
+		}
+		if err := r.db.SelectContext(ctx, &rows, `SELECT course_id, ticket FROM refusal_marks`); err != nil {
+			r.logf("law 7: read refusal_marks: %v", err)
+			return
+		}
+		copied := make(map[int64]int64, len(rows))
+		for _, row := range rows {
+			copied[row.CourseID] = row.Ticket
+		}
 		missing := 0
 		for _, m := range marks {
-			var t int64
-			err := r.db.GetContext(ctx, &t, `SELECT ticket FROM refusal_marks WHERE course_id = ?`, m.CourseID)
-			if err != nil || t < m.Ticket {
+			if t, ok := copied[m.CourseID]; !ok || t < m.Ticket {
 				missing++
 			}
 		}

@@ -201,6 +201,7 @@ func (s *Store) decideOnce(ctx context.Context, reqs []Request, fence int64, bef
 	// 4. Apply the rules in ticket order.
 	out := make([]Decision, 0, len(reqs))
 	var fresh []Decision
+	var freshAt []int // indexes of fresh's decisions in out
 	changed := map[int64]bool{}
 	for _, r := range reqs {
 		if p, ok := priorBy[r.ID]; ok && p.Status.Final() {
@@ -230,6 +231,7 @@ func (s *Store) decideOnce(ctx context.Context, reqs []Request, fence int64, bef
 		}
 		out = append(out, d)
 		fresh = append(fresh, d)
+		freshAt = append(freshAt, len(out)-1)
 	}
 
 	// 5. Tell the hints (pre-ack), then write enrollments, seat counts and
@@ -242,10 +244,8 @@ func (s *Store) decideOnce(ctx context.Context, reqs []Request, fence int64, bef
 		for i := range fresh {
 			fresh[i].DecidedAt = now
 		}
-		for i := range out {
-			if _, ok := priorBy[out[i].RequestID]; !ok || !priorBy[out[i].RequestID].Status.Final() {
-				out[i].DecidedAt = now
-			}
+		for _, i := range freshAt {
+			out[i].DecidedAt = now
 		}
 	}
 	if err := insertEnrollments(ctx, tx, fresh); err != nil {

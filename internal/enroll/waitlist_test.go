@@ -207,7 +207,7 @@ func TestWaitlistStress(t *testing.T) {
 						return
 					}
 					if len(enroll.Enrolled(ps)) == 0 {
-						_ = q.Dropped(ctx, s, c)
+						_ = q.Dropping(ctx, enroll.DropHint{StudentID: s, CourseID: c, SeatsFreed: 1})
 					}
 				}
 			}

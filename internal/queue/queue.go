@@ -461,13 +461,6 @@ func (q *Redis) SetEnrolledHint(ctx context.Context, student int64, courses []in
 	return nil
 }
 
-// Dropped updates the hints after a committed drop: one more free seat and
-// the course no longer in the student's set. Drops through enroll.Store
-// tell Redis before their commit instead (Dropping).
-func (q *Redis) Dropped(ctx context.Context, student, course int64) error {
-	return q.Dropping(ctx, enroll.DropHint{StudentID: student, CourseID: course, SeatsFreed: 1})
-}
-
 // SetOpen sets the window flag and records it as the registrar's last word
 // (see WantOpen), in one transaction: a close is never undone by an opening
 // that was drawing the pre-queue meanwhile.
